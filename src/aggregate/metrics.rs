@@ -1,0 +1,206 @@
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHasher;
+
+use crate::batch::Collector;
+use crate::data::value::write_f64;
+use crate::data::{Attrs, Item, MetricType, OwnedValue};
+use crate::encode::{as_attrs, hash_value, to_owned_attrs, Ctx};
+use crate::schema::{fields, format_rfc3339_ms, types};
+
+use super::HashedMap;
+
+/// The pre-aggregated metric kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+enum Agg {
+    Counter(f64),
+    Gauge(f64),
+    Histogram {
+        bounds: Arc<[f64]>,
+        counts: Vec<u64>,
+        count: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+struct Series {
+    kind: MetricKind,
+    name: Box<str>,
+    ctx: Arc<Ctx>,
+    attrs: Vec<(Box<str>, OwnedValue)>,
+    since_ms: u64,
+    agg: Agg,
+}
+
+/// Counters, gauges and histograms, summed per (name, attributes) between emissions.
+pub(crate) struct Metrics {
+    series: Mutex<HashedMap<Series>>,
+    bounds: Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>,
+}
+
+impl Metrics {
+    pub(crate) fn new(bounds: Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>) -> Self {
+        Metrics {
+            series: Mutex::new(HashedMap::default()),
+            bounds,
+        }
+    }
+
+    /// Adds an observation to its series.
+    #[inline]
+    pub(crate) fn observe(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        ctx: &Arc<Ctx>,
+        attrs: &Attrs<'_>,
+        value: f64,
+        now_ms: u64,
+    ) {
+        let mut h = FxHasher::default();
+        kind.hash(&mut h);
+        name.hash(&mut h);
+        ctx.hash.hash(&mut h);
+        for (k, v) in attrs {
+            k.hash(&mut h);
+            hash_value(v, &mut h);
+        }
+        let hash = h.finish();
+        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map.get_or_insert(
+            hash,
+            |s| {
+                s.kind == kind
+                    && *s.name == *name
+                    && (Arc::ptr_eq(&s.ctx, ctx) || s.ctx.attrs == ctx.attrs)
+                    && s.attrs.len() == attrs.len()
+                    && s.attrs
+                        .iter()
+                        .zip(attrs.iter())
+                        .all(|((k1, v1), (k2, v2))| **k1 == **k2 && v1 == v2)
+            },
+            || Series {
+                kind,
+                name: name.into(),
+                ctx: ctx.clone(),
+                attrs: to_owned_attrs(attrs),
+                since_ms: now_ms,
+                agg: match kind {
+                    MetricKind::Counter => Agg::Counter(0.0),
+                    MetricKind::Gauge => Agg::Gauge(0.0),
+                    MetricKind::Histogram => {
+                        let bounds = (self.bounds)(name);
+                        Agg::Histogram {
+                            counts: vec![0; bounds.len() + 1],
+                            bounds,
+                            count: 0,
+                            sum: 0.0,
+                            min: f64::INFINITY,
+                            max: f64::NEG_INFINITY,
+                        }
+                    }
+                },
+            },
+        );
+        match &mut s.agg {
+            Agg::Counter(sum) => *sum += value,
+            Agg::Gauge(last) => *last = value,
+            Agg::Histogram {
+                bounds,
+                counts,
+                count,
+                sum,
+                min,
+                max,
+            } => {
+                // Bucket i holds values in (bounds[i-1], bounds[i]]; the last one the rest.
+                let i = bounds.partition_point(|b| *b < value);
+                counts[i] += 1;
+                *count += 1;
+                *sum += value;
+                *min = min.min(value);
+                *max = max.max(value);
+            }
+        }
+    }
+
+    fn encode(s: &Series, now_ms: u64) -> Option<Item> {
+        let kind = match s.kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        let attrs = as_attrs(&s.attrs);
+        let mut w = s.ctx.begin(types::METRIC, &s.name, now_ms, &attrs).ok()?;
+        w.str(fields::METRIC_TYPE, kind.as_str());
+        w.str(fields::PERIOD_START, &format_rfc3339_ms(s.since_ms));
+        match &s.agg {
+            Agg::Counter(v) | Agg::Gauge(v) => write_f64(w.key(fields::VALUE), *v),
+            Agg::Histogram {
+                bounds,
+                counts,
+                count,
+                sum,
+                min,
+                max,
+            } => {
+                w.key(fields::COUNT)
+                    .push_str(itoa::Buffer::new().format(*count));
+                write_f64(w.key(fields::SUM), *sum);
+                write_f64(w.key(fields::MIN), *min);
+                write_f64(w.key(fields::MAX), *max);
+                let out = w.key(fields::BOUNDS);
+                out.push('[');
+                for (i, b) in bounds.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_f64(out, *b);
+                }
+                out.push(']');
+                let out = w.key(fields::BUCKET_COUNTS);
+                out.push('[');
+                for (i, c) in counts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(itoa::Buffer::new().format(*c));
+                }
+                out.push(']');
+            }
+        }
+        Some(w.finish())
+    }
+}
+
+impl Collector for Metrics {
+    fn collect(&self, now_ms: u64, _final: bool, offer: &mut dyn FnMut(Item) -> bool) {
+        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut full = false;
+        map.retain(|s| {
+            if full {
+                return true;
+            }
+            match Metrics::encode(s, now_ms) {
+                Some(item) => {
+                    if offer(item) {
+                        false
+                    } else {
+                        full = true;
+                        true
+                    }
+                }
+                None => false,
+            }
+        });
+    }
+}

@@ -1,0 +1,631 @@
+//! The batching core: one queue of encoded items for every data type, bounded by items and by
+//! exact encoded bytes, flushed on an interval, when a full batch waits, on `flush()` and on
+//! shutdown. Every dropped item is counted by reason and reported as a `client_report` item.
+//!
+//! The core holds no threads: it runs on the `spawn` and `sleep` of [`crate::rt`]. No lock is
+//! held across a transport call or an `.await`.
+
+mod signal;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+
+use crate::data::{Batch, Item};
+use crate::rt::{self, Duration};
+use crate::transport::{self, Outcome, RetryPolicy, Transport};
+
+pub(crate) use signal::Signal;
+
+/// What to do with a new item when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Keep what is queued; drop the new item.
+    #[default]
+    DropNewest,
+    /// Make room by dropping the oldest queued items.
+    DropOldest,
+}
+
+/// Limits and timing of the batching core.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Most items held at once, queued or in flight.
+    pub max_queue_items: usize,
+    /// Most encoded bytes held at once, queued or in flight.
+    pub max_memory_bytes: usize,
+    /// Most items in one batch.
+    pub max_batch_size: usize,
+    /// Most encoded bytes in one batch (a larger single item goes alone).
+    pub max_batch_bytes: usize,
+    /// Largest accepted item, in encoded bytes.
+    pub max_item_bytes: usize,
+    /// How often the queue is flushed and aggregates are emitted, even when nobody records.
+    pub flush_interval: Duration,
+    /// What happens when the queue is full.
+    pub overflow: Overflow,
+    /// Most batches being sent at once.
+    pub max_concurrent_sends: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_queue_items: 100_000,
+            max_memory_bytes: 32 * 1024 * 1024,
+            max_batch_size: 500,
+            max_batch_bytes: 512 * 1024,
+            max_item_bytes: crate::schema::DEFAULT_MAX_ITEM_BYTES,
+            flush_interval: Duration::from_secs(5),
+            overflow: Overflow::DropNewest,
+            max_concurrent_sends: 2,
+        }
+    }
+}
+
+/// Why an item was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The queue was at its item or byte bound.
+    QueueFull,
+    /// The item was over the item size limit.
+    TooLarge,
+    /// The item broke the schema.
+    Invalid,
+    /// Sampling did not keep it.
+    SampledOut,
+    /// Its delivery failed for good (the transport gave up).
+    DeliveryFailed,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`DropCounts`].
+    pub const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::TooLarge,
+        DropReason::Invalid,
+        DropReason::SampledOut,
+        DropReason::DeliveryFailed,
+    ];
+
+    /// The `client_report` field that carries this reason's count.
+    pub fn field(self) -> &'static str {
+        use crate::schema::fields::*;
+        match self {
+            DropReason::QueueFull => DROPPED_QUEUE_FULL,
+            DropReason::TooLarge => DROPPED_TOO_LARGE,
+            DropReason::Invalid => DROPPED_INVALID,
+            DropReason::SampledOut => DROPPED_SAMPLED_OUT,
+            DropReason::DeliveryFailed => DROPPED_DELIVERY_FAILED,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Dropped items per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropCounts {
+    /// Queue at its bound.
+    pub queue_full: u64,
+    /// Item over the size limit.
+    pub too_large: u64,
+    /// Item broke the schema.
+    pub invalid: u64,
+    /// Not kept by sampling.
+    pub sampled_out: u64,
+    /// Delivery failed for good.
+    pub delivery_failed: u64,
+}
+
+impl DropCounts {
+    /// The count for one reason.
+    pub fn get(&self, r: DropReason) -> u64 {
+        match r {
+            DropReason::QueueFull => self.queue_full,
+            DropReason::TooLarge => self.too_large,
+            DropReason::Invalid => self.invalid,
+            DropReason::SampledOut => self.sampled_out,
+            DropReason::DeliveryFailed => self.delivery_failed,
+        }
+    }
+
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+
+    fn from_array(a: [u64; 5]) -> Self {
+        DropCounts {
+            queue_full: a[0],
+            too_large: a[1],
+            invalid: a[2],
+            sampled_out: a[3],
+            delivery_failed: a[4],
+        }
+    }
+}
+
+/// A snapshot of the batching core's state.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Items waiting in the queue.
+    pub queued_items: usize,
+    /// Their encoded bytes.
+    pub queued_bytes: usize,
+    /// Items being sent.
+    pub inflight_items: usize,
+    /// Items accepted into the queue since start.
+    pub accepted: u64,
+    /// Items delivered since start.
+    pub delivered: u64,
+    /// Drops since start, by reason.
+    pub dropped: DropCounts,
+    /// Batches delivered.
+    pub batches_sent: u64,
+    /// Batch attempts that failed (each retry round counts once).
+    pub batches_failed: u64,
+    /// When the last batch was delivered (Unix ms), if ever.
+    pub last_flush_unix_ms: Option<u64>,
+}
+
+/// Why a flush did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlushError {
+    /// The client was shut down (or is the no-op client).
+    Closed,
+    /// The time limit passed first.
+    Timeout,
+    /// Blocking is not possible on this target (the browser): use the async version.
+    WouldBlock,
+    /// Some items could not be delivered now; they wait in the queue for the next try.
+    Pending {
+        /// Items still queued or in flight.
+        items: usize,
+    },
+}
+
+impl std::fmt::Display for FlushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushError::Closed => f.write_str("the client is shut down"),
+            FlushError::Timeout => f.write_str("flush timed out"),
+            FlushError::WouldBlock => {
+                f.write_str("cannot block in the browser; await flush() instead")
+            }
+            FlushError::Pending { items } => {
+                write!(
+                    f,
+                    "{items} items could not be delivered yet; they stay queued"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FlushError {}
+
+/// Something that emits items on each tick: aggregates, closed usage buckets, roll-ups.
+///
+/// `offer` returns `false` when the queue has no room; the collector then keeps what it
+/// could not hand over for the next tick, so aggregated sums are never lost to a full queue.
+pub(crate) trait Collector: rt::MaybeSend + rt::MaybeSync {
+    fn collect(&self, now_ms: u64, final_: bool, offer: &mut dyn FnMut(Item) -> bool);
+}
+
+/// Builds the `client_report` item from the counts it reports.
+pub(crate) type ReportBuilder = Box<dyn Fn(&DropCounts) -> Item + Send + Sync>;
+
+struct Queue {
+    items: VecDeque<Item>,
+    bytes: usize,
+    inflight_items: usize,
+    inflight_bytes: usize,
+    report_inflight: bool,
+}
+
+/// The pipeline: queue, drop accounting, collectors and delivery.
+pub(crate) struct Pipeline {
+    cfg: BatchConfig,
+    queue: Mutex<Queue>,
+    closed: AtomicBool,
+    wake_pending: AtomicBool,
+    flush_all: AtomicBool,
+    /// Woken when a full batch waits, on flush requests and on shutdown.
+    work: Signal,
+    /// Woken whenever a batch finishes (delivered, requeued or dropped).
+    done: Signal,
+    dropped_total: [AtomicU64; 5],
+    unreported: [AtomicU64; 5],
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    batches_sent: AtomicU64,
+    batches_failed: AtomicU64,
+    last_flush_ms: AtomicU64,
+    transports: Vec<Box<dyn Transport>>,
+    retry: RetryPolicy,
+    collectors: Mutex<Vec<Arc<dyn Collector>>>,
+    report: ReportBuilder,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the queue inconsistent in a way that matters
+    // more than losing telemetry would: keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Taken {
+    items: Vec<Item>,
+    bytes: usize,
+    report: Option<[u64; 5]>,
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        cfg: BatchConfig,
+        transports: Vec<Box<dyn Transport>>,
+        retry: RetryPolicy,
+        report: ReportBuilder,
+    ) -> Arc<Self> {
+        Arc::new(Pipeline {
+            cfg,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                bytes: 0,
+                inflight_items: 0,
+                inflight_bytes: 0,
+                report_inflight: false,
+            }),
+            closed: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
+            flush_all: AtomicBool::new(false),
+            work: Signal::default(),
+            done: Signal::default(),
+            dropped_total: Default::default(),
+            unreported: Default::default(),
+            accepted: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            batches_sent: AtomicU64::new(0),
+            batches_failed: AtomicU64::new(0),
+            last_flush_ms: AtomicU64::new(0),
+            transports,
+            retry,
+            collectors: Mutex::new(Vec::new()),
+            report,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &BatchConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn add_collector(&self, c: Arc<dyn Collector>) {
+        lock(&self.collectors).push(c);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Counts `n` dropped items.
+    pub(crate) fn drop_items(&self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.dropped_total[reason.index()].fetch_add(n, Ordering::Relaxed);
+        self.unreported[reason.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds an item to the queue, or counts why it could not be added. Never blocks on I/O.
+    pub(crate) fn push(&self, item: Item) {
+        let _ = self.offer(item, true);
+    }
+
+    /// Like [`Pipeline::push`], but when the queue is full and `count_drop` is false, hands the
+    /// item back instead of counting it (used by collectors that keep their state).
+    pub(crate) fn offer(&self, item: Item, count_drop: bool) -> Result<(), Item> {
+        let len = item.len();
+        if len > self.cfg.max_item_bytes {
+            self.drop_items(DropReason::TooLarge, 1);
+            return Ok(());
+        }
+        if self.is_closed() {
+            return Ok(());
+        }
+        let mut q = lock(&self.queue);
+        let fits = |q: &Queue| {
+            q.items.len() + q.inflight_items < self.cfg.max_queue_items
+                && q.bytes + q.inflight_bytes + len <= self.cfg.max_memory_bytes
+        };
+        if !fits(&q) {
+            if !count_drop {
+                return Err(item);
+            }
+            let mut evicted = 0;
+            if self.cfg.overflow == Overflow::DropOldest {
+                while !fits(&q) {
+                    match q.items.pop_front() {
+                        Some(old) => {
+                            q.bytes -= old.len();
+                            evicted += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if !fits(&q) {
+                drop(q);
+                self.drop_items(DropReason::QueueFull, evicted + 1);
+                return Ok(());
+            }
+            self.drop_items(DropReason::QueueFull, evicted);
+        }
+        q.bytes += len;
+        q.items.push_back(item);
+        let full = q.items.len() >= self.cfg.max_batch_size;
+        drop(q);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        if full && !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.work.notify();
+        }
+        Ok(())
+    }
+
+    /// Runs the collectors: hands their items to the queue.
+    pub(crate) fn collect(&self, final_: bool) {
+        let collectors: Vec<_> = lock(&self.collectors).clone();
+        let now = rt::now_unix_ms();
+        for c in collectors {
+            c.collect(now, final_, &mut |item| self.offer(item, false).is_ok());
+        }
+    }
+
+    fn take(&self, require_full: bool, budget: &mut usize) -> Option<Taken> {
+        if *budget == 0 {
+            return None;
+        }
+        let mut q = lock(&self.queue);
+        if q.items.is_empty() || (require_full && q.items.len() < self.cfg.max_batch_size) {
+            return None;
+        }
+        let mut items = Vec::with_capacity(q.items.len().min(self.cfg.max_batch_size).min(*budget));
+        let mut bytes = 0;
+        while items.len() < self.cfg.max_batch_size && items.len() < *budget {
+            let Some(next) = q.items.front() else { break };
+            if !items.is_empty() && bytes + next.len() > self.cfg.max_batch_bytes {
+                break;
+            }
+            bytes += next.len();
+            if let Some(it) = q.items.pop_front() {
+                items.push(it);
+            }
+        }
+        *budget -= items.len();
+        q.bytes -= bytes;
+        q.inflight_items += items.len();
+        q.inflight_bytes += bytes;
+        let report = if q.report_inflight {
+            None
+        } else {
+            let counts: [u64; 5] =
+                std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
+            if counts.iter().any(|c| *c > 0) {
+                q.report_inflight = true;
+                Some(counts)
+            } else {
+                None
+            }
+        };
+        drop(q);
+        if let Some(counts) = report {
+            items.push((self.report)(&DropCounts::from_array(counts)));
+        }
+        Some(Taken {
+            items,
+            bytes,
+            report,
+        })
+    }
+
+    /// Sends one taken batch with the retry policy and settles its accounting.
+    /// Returns `false` when the batch went back to the queue (the round should stop).
+    async fn send(&self, taken: Taken) -> bool {
+        let Taken {
+            items,
+            bytes,
+            report,
+        } = taken;
+        let n = items.len() - report.is_some() as usize;
+        let batch = Batch::new(items);
+        let outcome = transport::deliver(&self.transports, &self.retry, batch.clone()).await;
+        let mut q = lock(&self.queue);
+        q.inflight_items -= n;
+        q.inflight_bytes -= bytes;
+        if report.is_some() {
+            q.report_inflight = false;
+        }
+        let requeued = match outcome {
+            Outcome::Delivered | Outcome::PartlyFailed(_) => {
+                drop(q);
+                if let Some(counts) = report {
+                    for (i, c) in counts.iter().enumerate() {
+                        self.unreported[i].fetch_sub(*c, Ordering::Relaxed);
+                    }
+                }
+                if let Outcome::PartlyFailed(k) = outcome {
+                    self.batches_failed.fetch_add(k as u64, Ordering::Relaxed);
+                }
+                self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                self.batches_sent.fetch_add(1, Ordering::Relaxed);
+                self.last_flush_ms
+                    .store(rt::now_unix_ms().max(1), Ordering::Relaxed);
+                false
+            }
+            Outcome::GaveUp => {
+                drop(q);
+                self.batches_failed.fetch_add(1, Ordering::Relaxed);
+                self.drop_items(DropReason::DeliveryFailed, n as u64);
+                false
+            }
+            Outcome::Retry => {
+                // Put the items back at the front, in order, without the report (its counts
+                // are still unreported and travel with a later batch).
+                let mut items = batch.into_items();
+                items.truncate(n);
+                for it in items.into_iter().rev() {
+                    q.items.push_front(it);
+                }
+                q.bytes += bytes;
+                drop(q);
+                self.batches_failed.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        };
+        self.done.notify();
+        !requeued
+    }
+
+    /// Sends batches until the queue is empty (or only a partial batch waits when
+    /// `require_full`), at most `budget` items, `max_concurrent_sends` at a time.
+    /// Returns `false` if a batch had to be requeued.
+    async fn drain(&self, require_full: bool, budget: usize) -> bool {
+        let stop = AtomicBool::new(false);
+        let mut budget = budget;
+        let batches = futures_util::stream::iter(std::iter::from_fn(|| {
+            if stop.load(Ordering::Acquire) {
+                None
+            } else {
+                self.take(require_full, &mut budget)
+            }
+        }));
+        batches
+            .for_each_concurrent(self.cfg.max_concurrent_sends.max(1), |taken| {
+                let stop = &stop;
+                async move {
+                    if !self.send(taken).await {
+                        stop.store(true, Ordering::Release);
+                    }
+                }
+            })
+            .await;
+        !stop.load(Ordering::Acquire)
+    }
+
+    fn pending(&self) -> usize {
+        let q = lock(&self.queue);
+        q.items.len() + q.inflight_items
+    }
+
+    /// Emits the collectors' items and delivers everything queued now; waits for batches
+    /// already in flight. Each batch gets one run of the retry policy.
+    pub(crate) async fn flush(&self, final_: bool) -> Result<(), FlushError> {
+        self.collect(final_);
+        let budget = lock(&self.queue).items.len();
+        let ok = self.drain(false, budget).await;
+        // Wait for batches the background task has in flight.
+        loop {
+            let seen = self.done.generation();
+            if lock(&self.queue).inflight_items == 0 {
+                break;
+            }
+            self.done.wait(seen).await;
+        }
+        let left = self.pending();
+        if ok && left == 0 {
+            Ok(())
+        } else if !ok {
+            Err(FlushError::Pending { items: left.max(1) })
+        } else {
+            // Items recorded while flushing: they go out with the next batch.
+            Ok(())
+        }
+    }
+
+    /// The ticker task: on each interval, even when nobody records, runs the collectors and
+    /// asks the flusher to send everything queued.
+    pub(crate) async fn run_ticker(self: Arc<Self>) {
+        loop {
+            let seen = self.work.generation();
+            let sleep = std::pin::pin!(rt::sleep(self.cfg.flush_interval));
+            // Wake early only to notice shutdown.
+            if let Either::Right(_) = select(sleep, std::pin::pin!(self.closed_wait(seen))).await {
+                return;
+            }
+            if self.is_closed() {
+                return;
+            }
+            self.collect(false);
+            self.flush_all.store(true, Ordering::Release);
+            self.work.notify();
+        }
+    }
+
+    async fn closed_wait(&self, mut seen: u64) {
+        while !self.is_closed() {
+            self.work.wait(seen).await;
+            seen = self.work.generation();
+        }
+    }
+
+    /// The flusher task: sends full batches as soon as they wait, and everything queued when
+    /// the ticker asks.
+    pub(crate) async fn run_flusher(self: Arc<Self>) {
+        loop {
+            let seen = self.work.generation();
+            if self.is_closed() {
+                return;
+            }
+            let all = self.flush_all.swap(false, Ordering::AcqRel);
+            let full = self.wake_pending.swap(false, Ordering::AcqRel);
+            if all {
+                self.drain(false, usize::MAX).await;
+            } else if full {
+                self.drain(true, usize::MAX).await;
+            } else {
+                self.work.wait(seen).await;
+            }
+        }
+    }
+
+    /// Stops accepting items and stops the background task (after its current round).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.work.notify();
+    }
+
+    /// Emits everything (open aggregates included), delivers it, then closes.
+    pub(crate) async fn shutdown(&self) -> Result<(), FlushError> {
+        let r = self.flush(true).await;
+        self.close();
+        for t in &self.transports {
+            t.shutdown().await;
+        }
+        r
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let (queued_items, queued_bytes, inflight_items) = {
+            let q = lock(&self.queue);
+            (q.items.len(), q.bytes, q.inflight_items)
+        };
+        let last = self.last_flush_ms.load(Ordering::Relaxed);
+        Stats {
+            queued_items,
+            queued_bytes,
+            inflight_items,
+            accepted: self.accepted.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: DropCounts::from_array(std::array::from_fn(|i| {
+                self.dropped_total[i].load(Ordering::Relaxed)
+            })),
+            batches_sent: self.batches_sent.load(Ordering::Relaxed),
+            batches_failed: self.batches_failed.load(Ordering::Relaxed),
+            last_flush_unix_ms: (last > 0).then_some(last),
+        }
+    }
+}

@@ -1,0 +1,927 @@
+//! The public API: [`ClientBuilder`] and [`Client`]. Children made with [`Client::with`] share
+//! one pipeline; attribute precedence is client < child < call.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+
+use crate::aggregate::{MetricKind, Metrics, UsageAggregator, DEFAULT_HISTOGRAM_BOUNDS};
+use crate::batch::{BatchConfig, DropCounts, DropReason, FlushError, Pipeline, Stats};
+use crate::data::value::write_f64;
+use crate::data::{
+    Attrs, Item, Level, MetricType, OwnedValue, SpanContext, SpanStatus, UsageUnit, Value,
+};
+use crate::encode::{BadKey, Ctx};
+use crate::report::Reporter;
+use crate::rt::{self, Duration, Instant};
+use crate::schema::{self, fields, types, Rule, SchemaError};
+use crate::transport::{RetryPolicy, Transport};
+
+/// Why a client could not be built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigError {
+    /// No transport was given.
+    NoTransport,
+    /// An attribute key breaks the schema.
+    InvalidAttribute {
+        /// The key.
+        key: String,
+        /// The rule it broke.
+        rule: Rule,
+    },
+    /// A sample rate is outside `0..=1`.
+    InvalidSampleRate {
+        /// What the rate is for.
+        what: String,
+        /// The rate given.
+        rate: f64,
+    },
+    /// A batching limit is zero or inconsistent.
+    InvalidLimit(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::NoTransport => {
+                f.write_str("no transport: add one with ClientBuilder::transport")
+            }
+            ConfigError::InvalidAttribute { key, rule } => write!(f, "attribute {key:?}: {rule}"),
+            ConfigError::InvalidSampleRate { what, rate } => {
+                write!(
+                    f,
+                    "sample rate for {what} is {rate}; it must be between 0 and 1"
+                )
+            }
+            ConfigError::InvalidLimit(what) => {
+                write!(f, "batching limit {what} must be greater than zero")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<BadKey> for ConfigError {
+    fn from(b: BadKey) -> Self {
+        ConfigError::InvalidAttribute {
+            key: b.key,
+            rule: b.rule,
+        }
+    }
+}
+
+/// Why [`Client::record_raw`] refused an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// The item breaks the schema; the message names the field and the rule.
+    Invalid(SchemaError),
+    /// The client is shut down.
+    Closed,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Invalid(e) => e.fmt(f),
+            RecordError::Closed => f.write_str("the client is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    context: Vec<(Box<str>, OwnedValue)>,
+    attrs: Vec<(Box<str>, OwnedValue)>,
+    batch: BatchConfig,
+    retry: RetryPolicy,
+    sample_rate: f64,
+    sample_rates: Vec<(String, f64)>,
+    transports: Vec<Box<dyn Transport>>,
+    disabled_timers: Vec<String>,
+    histogram_bounds: Vec<(String, Arc<[f64]>)>,
+    usage_granularity: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            context: vec![(
+                fields::SDK.into(),
+                Value::from(concat!("beacon-rust/", env!("CARGO_PKG_VERSION"))),
+            )],
+            attrs: Vec::new(),
+            batch: BatchConfig::default(),
+            retry: RetryPolicy::default(),
+            sample_rate: 1.0,
+            sample_rates: Vec::new(),
+            transports: Vec::new(),
+            disabled_timers: Vec::new(),
+            histogram_bounds: Vec::new(),
+            usage_granularity: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ClientBuilder {
+    fn set(mut self, key: &'static str, value: OwnedValue) -> Self {
+        self.context.retain(|(k, _)| &**k != key);
+        self.context.push((key.into(), value));
+        self
+    }
+
+    /// `service_name` on every item.
+    pub fn service_name(self, name: impl Into<String>) -> Self {
+        self.set(fields::SERVICE_NAME, Value::from(name.into()))
+    }
+
+    /// `service_version` on every item.
+    pub fn service_version(self, version: impl Into<String>) -> Self {
+        self.set(fields::SERVICE_VERSION, Value::from(version.into()))
+    }
+
+    /// `service_commit` on every item.
+    pub fn service_commit(self, commit: impl Into<String>) -> Self {
+        self.set(fields::SERVICE_COMMIT, Value::from(commit.into()))
+    }
+
+    /// `install_id` on every item.
+    pub fn install_id(self, id: impl Into<String>) -> Self {
+        self.set(fields::INSTALL_ID, Value::from(id.into()))
+    }
+
+    /// `user_id` on every item.
+    pub fn user_id(self, id: impl Into<String>) -> Self {
+        self.set(fields::USER_ID, Value::from(id.into()))
+    }
+
+    /// `is_dev` on every item.
+    pub fn is_dev(self, is_dev: bool) -> Self {
+        self.set(fields::IS_DEV, Value::Bool(is_dev))
+    }
+
+    /// A global attribute on every item.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<Value<'static>>) -> Self {
+        self.attrs.push((key.into().into_boxed_str(), value.into()));
+        self
+    }
+
+    /// Batching limits and timing.
+    pub fn batch_config(mut self, cfg: BatchConfig) -> Self {
+        self.batch = cfg;
+        self
+    }
+
+    /// The retry policy shared by the transports.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Keeps this fraction of events, logs, plain metrics and root spans (default 1).
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.sample_rate = rate;
+        self
+    }
+
+    /// Keeps this fraction of items of one `event_type` (overrides [`Self::sample_rate`]).
+    pub fn sample_rate_for(mut self, event_type: impl Into<String>, rate: f64) -> Self {
+        self.sample_rates.push((event_type.into(), rate));
+        self
+    }
+
+    /// Adds a transport; with several, every batch goes to each.
+    pub fn transport(mut self, t: impl Transport) -> Self {
+        self.transports.push(Box::new(t));
+        self
+    }
+
+    /// Disables timers by name; `"*"` disables all.
+    pub fn disable_timer(mut self, name: impl Into<String>) -> Self {
+        self.disabled_timers.push(name.into());
+        self
+    }
+
+    /// Histogram bucket boundaries for one metric name (upper bounds, inclusive).
+    pub fn histogram_bounds(mut self, name: impl Into<String>, bounds: &[f64]) -> Self {
+        let mut b: Vec<f64> = bounds.iter().copied().filter(|x| x.is_finite()).collect();
+        b.sort_by(|a, b| a.total_cmp(b));
+        b.dedup();
+        self.histogram_bounds.push((name.into(), b.into()));
+        self
+    }
+
+    /// Usage bucket length (default 60 s).
+    pub fn usage_granularity(mut self, g: Duration) -> Self {
+        self.usage_granularity = g;
+        self
+    }
+
+    /// How long dropping the last handle waits for the final flush (default 5 s).
+    pub fn shutdown_timeout(mut self, t: Duration) -> Self {
+        self.shutdown_timeout = t;
+        self
+    }
+
+    /// Builds the client and starts its background tasks.
+    pub fn build(self) -> Result<Client, ConfigError> {
+        if self.transports.is_empty() {
+            return Err(ConfigError::NoTransport);
+        }
+        let b = &self.batch;
+        for (v, what) in [
+            (b.max_queue_items, "max_queue_items"),
+            (b.max_memory_bytes, "max_memory_bytes"),
+            (b.max_batch_size, "max_batch_size"),
+            (b.max_batch_bytes, "max_batch_bytes"),
+            (b.max_item_bytes, "max_item_bytes"),
+            (b.max_concurrent_sends, "max_concurrent_sends"),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::InvalidLimit(what));
+            }
+        }
+        if b.flush_interval.is_zero() {
+            return Err(ConfigError::InvalidLimit("flush_interval"));
+        }
+        let rate_ok = |r: f64| (0.0..=1.0).contains(&r);
+        if !rate_ok(self.sample_rate) {
+            return Err(ConfigError::InvalidSampleRate {
+                what: "all items".into(),
+                rate: self.sample_rate,
+            });
+        }
+        for (t, r) in &self.sample_rates {
+            if !rate_ok(*r) {
+                return Err(ConfigError::InvalidSampleRate {
+                    what: format!("event_type {t}"),
+                    rate: *r,
+                });
+            }
+        }
+        let mut all = self.context;
+        all.extend(self.attrs);
+        let ctx = Arc::new(Ctx::new(all)?);
+        let report_ctx = ctx.clone();
+        let report: crate::batch::ReportBuilder =
+            Box::new(move |counts: &DropCounts| client_report(&report_ctx, counts));
+        let pipeline = Pipeline::new(self.batch, self.transports, self.retry, report);
+        let bounds = self.histogram_bounds;
+        let default_bounds: Arc<[f64]> = Arc::from(&DEFAULT_HISTOGRAM_BOUNDS[..]);
+        let metrics = Arc::new(Metrics::new(Box::new(move |name| {
+            bounds
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| default_bounds.clone())
+        })));
+        let usage = Arc::new(UsageAggregator::new(
+            self.usage_granularity.as_millis() as u64,
+            ctx.clone(),
+        ));
+        pipeline.add_collector(metrics.clone());
+        pipeline.add_collector(usage.clone());
+        rt::spawn(pipeline.clone().run_ticker());
+        rt::spawn(pipeline.clone().run_flusher());
+        let shared = Arc::new(Shared {
+            pipeline,
+            metrics,
+            usage,
+            sample_rate: self.sample_rate,
+            sample_rates: self.sample_rates,
+            disabled_timers: self.disabled_timers,
+            shutdown_timeout: self.shutdown_timeout,
+        });
+        Ok(Client {
+            handle: Some(Arc::new(Handle { shared })),
+            ctx,
+        })
+    }
+}
+
+fn client_report(ctx: &Ctx, counts: &DropCounts) -> Item {
+    let now = rt::now_unix_ms();
+    match ctx.begin(types::CLIENT_REPORT, "dropped", now, &[]) {
+        Ok(mut w) => {
+            for r in DropReason::ALL {
+                w.key(r.field())
+                    .push_str(itoa::Buffer::new().format(counts.get(r)));
+            }
+            w.finish()
+        }
+        // The context was validated when the client was built.
+        Err(_) => Item::from_canonical(String::from("{}")),
+    }
+}
+
+struct Shared {
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    usage: Arc<UsageAggregator>,
+    sample_rate: f64,
+    sample_rates: Vec<(String, f64)>,
+    disabled_timers: Vec<String>,
+    shutdown_timeout: Duration,
+}
+
+impl Shared {
+    #[inline]
+    fn rate_for(&self, ty: &str) -> f64 {
+        if self.sample_rates.is_empty() {
+            return self.sample_rate;
+        }
+        self.sample_rates
+            .iter()
+            .find(|(t, _)| t == ty)
+            .map_or(self.sample_rate, |(_, r)| *r)
+    }
+
+    #[inline]
+    fn sampled_in(&self, ty: &str) -> bool {
+        let rate = self.rate_for(ty);
+        if rate >= 1.0 || crate::random::keep(rate) {
+            true
+        } else {
+            self.pipeline.drop_items(DropReason::SampledOut, 1);
+            false
+        }
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let pipeline = self.shared.pipeline.clone();
+        if pipeline.is_closed() {
+            return;
+        }
+        let timeout = self.shared.shutdown_timeout;
+        let done = rt::block_on_timeout(async move { pipeline.shutdown().await }, timeout);
+        if done.is_none() {
+            // Timed out (or cannot block here): stop the background tasks anyway.
+            self.shared.pipeline.close();
+        }
+    }
+}
+
+/// The telemetry client. Cheap to clone; clones and children share one pipeline. Dropping the
+/// last handle flushes (natively, waiting at most the shutdown timeout).
+///
+/// Recording never panics and never blocks on I/O; an item that cannot be recorded is counted
+/// by reason in [`Client::stats`] and in the next `client_report` item.
+#[derive(Clone)]
+pub struct Client {
+    handle: Option<Arc<Handle>>,
+    ctx: Arc<Ctx>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("noop", &self.handle.is_none())
+            .field("attrs", &self.ctx.attrs.len())
+            .finish()
+    }
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Client {
+    /// Starts building a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client that records nothing and sends nothing.
+    pub fn noop() -> Client {
+        Client {
+            handle: None,
+            ctx: Arc::new(Ctx::default()),
+        }
+    }
+
+    #[inline]
+    fn shared(&self) -> Option<&Shared> {
+        self.handle.as_deref().map(|h| &*h.shared)
+    }
+
+    /// A child that adds `attrs` to every item and shares this client's pipeline.
+    /// Invalid keys are left out (and counted as one invalid item).
+    pub fn with(&self, attrs: &Attrs<'_>) -> Client {
+        match self.ctx.with(attrs) {
+            Ok(ctx) => Client {
+                handle: self.handle.clone(),
+                ctx: Arc::new(ctx),
+            },
+            Err(_) => {
+                if let Some(s) = self.shared() {
+                    s.pipeline.drop_items(DropReason::Invalid, 1);
+                }
+                let valid: Vec<_> = attrs
+                    .iter()
+                    .filter(|(k, _)| schema::check_key(k).is_ok())
+                    .cloned()
+                    .collect();
+                Client {
+                    handle: self.handle.clone(),
+                    ctx: Arc::new(self.ctx.with(&valid).unwrap_or_default()),
+                }
+            }
+        }
+    }
+
+    /// Encodes and queues one item; `extra` writes the type's own fields.
+    #[inline]
+    fn emit(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        attrs: &Attrs<'_>,
+        extra: impl FnOnce(&mut crate::data::item::ItemWriter),
+    ) {
+        let Some(s) = self.shared() else { return };
+        match self.ctx.begin(ty, name, time_ms, attrs) {
+            Ok(mut w) => {
+                extra(&mut w);
+                s.pipeline.push(w.finish());
+            }
+            Err(_) => s.pipeline.drop_items(DropReason::Invalid, 1),
+        }
+    }
+
+    /// Records an event of any type (`behavioral` for user actions).
+    #[inline]
+    pub fn record(&self, event_type: &str, event_name: &str, attrs: &Attrs<'_>) {
+        let Some(s) = self.shared() else { return };
+        if schema::check_type(event_type).is_err() || schema::check_name(event_name).is_err() {
+            s.pipeline.drop_items(DropReason::Invalid, 1);
+            return;
+        }
+        if !s.sampled_in(event_type) {
+            return;
+        }
+        self.emit(event_type, event_name, rt::now_unix_ms(), attrs, |_| {});
+    }
+
+    /// Validates a raw event (a JSON object with the required fields, as proxies receive it)
+    /// and queues it unchanged but for canonical encoding; the client's attributes are not
+    /// added. Returns an error naming the field and the rule when it breaks the schema.
+    pub fn record_raw(&self, raw: &serde_json::Value) -> Result<(), RecordError> {
+        let Some(s) = self.shared() else {
+            return Err(RecordError::Closed);
+        };
+        if s.pipeline.is_closed() {
+            return Err(RecordError::Closed);
+        }
+        let obj = raw
+            .as_object()
+            .ok_or(RecordError::Invalid(SchemaError::NotAnObject))?;
+        let json =
+            schema::validate_object(obj, s.pipeline.config().max_item_bytes).map_err(|e| {
+                s.pipeline.drop_items(DropReason::Invalid, 1);
+                RecordError::Invalid(e)
+            })?;
+        s.pipeline.push(Item::from_canonical(json));
+        Ok(())
+    }
+
+    /// Records one plain metric value (as Rill's `RecordMetric`), not aggregated.
+    pub fn record_metric(&self, name: &str, value: f64, attrs: &Attrs<'_>) {
+        let Some(s) = self.shared() else { return };
+        if schema::check_name(name).is_err() {
+            s.pipeline.drop_items(DropReason::Invalid, 1);
+            return;
+        }
+        if !s.sampled_in(types::METRIC) {
+            return;
+        }
+        self.emit(types::METRIC, name, rt::now_unix_ms(), attrs, |w| {
+            w.str(fields::METRIC_TYPE, MetricType::Value.as_str());
+            write_f64(w.key(fields::VALUE), value);
+        });
+    }
+
+    #[inline]
+    fn observe(&self, kind: MetricKind, name: &str, value: f64, attrs: &Attrs<'_>) {
+        let Some(s) = self.shared() else { return };
+        if name.is_empty()
+            || name.len() > schema::MAX_NAME_LEN
+            || attrs.iter().any(|(k, _)| schema::check_key(k).is_err())
+        {
+            s.pipeline.drop_items(DropReason::Invalid, 1);
+            return;
+        }
+        s.metrics
+            .observe(kind, name, &self.ctx, attrs, value, rt::now_unix_ms());
+    }
+
+    /// Adds to a counter; summed per (name, attributes) and emitted once per flush interval.
+    #[inline]
+    pub fn counter(&self, name: &str, value: f64, attrs: &Attrs<'_>) {
+        self.observe(MetricKind::Counter, name, value, attrs);
+    }
+
+    /// Sets a gauge; the last value per (name, attributes) is emitted once per flush interval.
+    #[inline]
+    pub fn gauge(&self, name: &str, value: f64, attrs: &Attrs<'_>) {
+        self.observe(MetricKind::Gauge, name, value, attrs);
+    }
+
+    /// Records a histogram observation; count, sum, min, max and bucket counts per
+    /// (name, attributes) are emitted once per flush interval.
+    #[inline]
+    pub fn histogram(&self, name: &str, value: f64, attrs: &Attrs<'_>) {
+        self.observe(MetricKind::Histogram, name, value, attrs);
+    }
+
+    /// Records usage of a shared resource by a feature; summed per bucket and emitted when
+    /// the bucket closes.
+    #[inline]
+    pub fn usage(&self, resource_id: &str, app_feature: &str, amount: u64, unit: UsageUnit) {
+        let Some(s) = self.shared() else { return };
+        s.usage
+            .record(resource_id, app_feature, amount, unit, rt::now_unix_ms());
+    }
+
+    /// The usage bucket length in milliseconds.
+    pub fn usage_granularity_ms(&self) -> u64 {
+        self.shared().map_or(60_000, |s| s.usage.granularity_ms())
+    }
+
+    /// Records a log record, with the active span's trace and span id when there is one.
+    pub fn log(&self, level: Level, message: &str, fields_: &Attrs<'_>) {
+        let Some(s) = self.shared() else { return };
+        if !s.sampled_in(types::LOG) {
+            return;
+        }
+        let active = Self::current_span();
+        self.emit(
+            types::LOG,
+            level.as_str(),
+            rt::now_unix_ms(),
+            fields_,
+            |w| {
+                w.str(fields::LEVEL, level.as_str());
+                w.str(fields::MESSAGE, message);
+                if let Some(cx) = active {
+                    w.hex(fields::TRACE_ID, &cx.trace_id);
+                    w.hex(fields::SPAN_ID, &cx.span_id);
+                }
+            },
+        );
+    }
+
+    /// The innermost live span on this thread, if any.
+    pub fn current_span() -> Option<SpanContext> {
+        ACTIVE.with(|a| a.borrow().last().copied())
+    }
+
+    /// Starts a span, a child of this thread's active span if there is one. It becomes the
+    /// active span on this thread until it ends (on [`Span::end`] or drop).
+    pub fn span(&self, name: &str) -> Span {
+        let parent = Self::current_span();
+        self.start_span(name, parent)
+    }
+
+    /// Starts a span continuing a remote trace (e.g. from a `traceparent` header).
+    pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span {
+        self.start_span(name, Some(*parent))
+    }
+
+    fn start_span(&self, name: &str, parent: Option<SpanContext>) -> Span {
+        let sampled = match (&parent, self.shared()) {
+            (_, None) => false,
+            (Some(p), _) => p.sampled,
+            (None, Some(s)) => {
+                let r = s.rate_for(types::SPAN);
+                r >= 1.0 || crate::random::keep(r)
+            }
+        };
+        let cx = SpanContext {
+            trace_id: parent.map_or_else(crate::random::id::<16>, |p| p.trace_id),
+            span_id: crate::random::id::<8>(),
+            sampled,
+        };
+        ACTIVE.with(|a| a.borrow_mut().push(cx));
+        Span {
+            client: self.clone(),
+            name: name.into(),
+            cx,
+            parent: parent.map(|p| p.span_id),
+            start_ms: rt::now_unix_ms(),
+            start: rt::now(),
+            attrs: String::new(),
+            invalid: schema::check_name(name).is_err(),
+            status: SpanStatus::Unset,
+            ended: false,
+        }
+    }
+
+    /// Starts a timer; when the guard drops, the elapsed milliseconds are recorded as a
+    /// `timer` metric (unless the timer is disabled).
+    pub fn timer(&self, name: &str) -> Timer {
+        self.timer_sampled(name, 1.0)
+    }
+
+    /// Starts a timer recorded with probability `rate`, decided now and written into the item.
+    pub fn timer_sampled(&self, name: &str, rate: f64) -> Timer {
+        let enabled = match self.shared() {
+            None => false,
+            Some(s) => !s.disabled_timers.iter().any(|d| d == "*" || d == name),
+        };
+        let keep = enabled && crate::random::keep(rate);
+        if enabled && !keep {
+            if let Some(s) = self.shared() {
+                s.pipeline.drop_items(DropReason::SampledOut, 1);
+            }
+        }
+        Timer {
+            client: if keep { Some(self.clone()) } else { None },
+            name: name.into(),
+            rate,
+            start: rt::now(),
+        }
+    }
+
+    /// Times a closure (see [`Client::timer`]) and returns its result.
+    pub fn time<T>(&self, name: &str, f: impl FnOnce() -> T) -> T {
+        let _t = self.timer(name);
+        f()
+    }
+
+    /// Records a counter increment as its own item (Metlog's `incr`).
+    pub fn incr(&self, name: &str, n: i64) {
+        self.incr_sampled(name, n, 1.0)
+    }
+
+    /// Records a counter increment with probability `rate`, written into the item.
+    pub fn incr_sampled(&self, name: &str, n: i64, rate: f64) {
+        let Some(s) = self.shared() else { return };
+        if !crate::random::keep(rate) {
+            s.pipeline.drop_items(DropReason::SampledOut, 1);
+            return;
+        }
+        self.emit(types::METRIC, name, rt::now_unix_ms(), &[], |w| {
+            w.str(fields::METRIC_TYPE, MetricType::Incr.as_str());
+            w.key(fields::VALUE).push_str(itoa::Buffer::new().format(n));
+            write_f64(w.key(fields::RATE), rate);
+        });
+    }
+
+    /// Starts a roll-up reporter on this client's pipeline.
+    pub fn start_reporter(&self, reporter: Reporter) {
+        let Some(s) = self.shared() else { return };
+        rt::spawn(reporter.run(s.pipeline.clone(), self.ctx.clone()));
+    }
+
+    /// Sends everything recorded so far (aggregates included) and waits for it. Items that
+    /// could not be delivered stay queued and the error says how many.
+    pub async fn flush(&self) -> Result<(), FlushError> {
+        let Some(s) = self.shared() else {
+            return Err(FlushError::Closed);
+        };
+        if s.pipeline.is_closed() {
+            return Err(FlushError::Closed);
+        }
+        let pipeline = s.pipeline.clone();
+        let (tx, rx) = oneshot::channel();
+        rt::spawn(async move {
+            let _ = tx.send(pipeline.flush(false).await);
+        });
+        rx.await.unwrap_or(Err(FlushError::Closed))
+    }
+
+    /// Like [`Client::flush`], blocking the calling thread up to `timeout`. In the browser,
+    /// which must never block, it returns [`FlushError::WouldBlock`] at once.
+    pub fn flush_blocking(&self, timeout: Duration) -> Result<(), FlushError> {
+        if !rt::CAN_BLOCK {
+            return Err(FlushError::WouldBlock);
+        }
+        let Some(s) = self.shared() else {
+            return Err(FlushError::Closed);
+        };
+        if s.pipeline.is_closed() {
+            return Err(FlushError::Closed);
+        }
+        let pipeline = s.pipeline.clone();
+        rt::block_on_timeout(async move { pipeline.flush(false).await }, timeout)
+            .unwrap_or(Err(FlushError::Timeout))
+    }
+
+    /// Emits everything (open usage buckets included), delivers it within `timeout`, and stops
+    /// the background tasks. Later records are ignored.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
+        let Some(s) = self.shared() else {
+            return Err(FlushError::Closed);
+        };
+        if s.pipeline.is_closed() {
+            return Err(FlushError::Closed);
+        }
+        let pipeline = s.pipeline.clone();
+        let (tx, rx) = oneshot::channel();
+        rt::spawn(async move {
+            let work = std::pin::pin!(pipeline.shutdown());
+            let r = match futures_util::future::select(work, std::pin::pin!(rt::sleep(timeout)))
+                .await
+            {
+                futures_util::future::Either::Left((r, _)) => r,
+                futures_util::future::Either::Right(_) => {
+                    pipeline.close();
+                    Err(FlushError::Timeout)
+                }
+            };
+            let _ = tx.send(r);
+        });
+        rx.await.unwrap_or(Err(FlushError::Closed))
+    }
+
+    /// Like [`Client::shutdown`], blocking the calling thread (natively only).
+    pub fn shutdown_blocking(&self, timeout: Duration) -> Result<(), FlushError> {
+        if !rt::CAN_BLOCK {
+            return Err(FlushError::WouldBlock);
+        }
+        let this = self.clone();
+        rt::block_on_timeout(
+            async move { this.shutdown(timeout).await },
+            timeout + Duration::from_millis(100),
+        )
+        .unwrap_or(Err(FlushError::Timeout))
+    }
+
+    /// The batching core's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared()
+            .map(|s| s.pipeline.stats())
+            .unwrap_or_default()
+    }
+}
+
+/// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
+pub struct Span {
+    client: Client,
+    name: String,
+    cx: SpanContext,
+    parent: Option<[u8; 8]>,
+    start_ms: u64,
+    start: Instant,
+    attrs: String,
+    invalid: bool,
+    status: SpanStatus,
+    ended: bool,
+}
+
+impl Span {
+    /// The span's context (for `traceparent` propagation).
+    pub fn context(&self) -> SpanContext {
+        self.cx
+    }
+
+    /// The W3C `traceparent` header value for outgoing requests.
+    pub fn traceparent(&self) -> String {
+        self.cx.traceparent()
+    }
+
+    /// Sets an attribute.
+    pub fn set_attr<'a>(&mut self, key: &str, value: impl Into<Value<'a>>) -> &mut Self {
+        if schema::check_key(key).is_err() || is_span_field(key) {
+            self.invalid = true;
+            return self;
+        }
+        self.attrs.push(',');
+        schema::write_json_str(&mut self.attrs, key);
+        self.attrs.push(':');
+        value.into().write_json(&mut self.attrs);
+        self
+    }
+
+    /// Sets the status.
+    pub fn set_status(&mut self, status: SpanStatus) -> &mut Self {
+        self.status = status;
+        self
+    }
+
+    /// Ends the span now.
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let id = self.cx.span_id;
+        ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            if let Some(pos) = a.iter().rposition(|c| c.span_id == id) {
+                a.remove(pos);
+            }
+        });
+        let Some(s) = self.client.shared() else {
+            return;
+        };
+        if self.invalid {
+            s.pipeline.drop_items(DropReason::Invalid, 1);
+            return;
+        }
+        if !self.cx.sampled {
+            s.pipeline.drop_items(DropReason::SampledOut, 1);
+            return;
+        }
+        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let (cx, parent, start_ms, status, attrs) = (
+            self.cx,
+            self.parent,
+            self.start_ms,
+            &self.status,
+            &self.attrs,
+        );
+        self.client
+            .emit(types::SPAN, &self.name, start_ms, &[], |w| {
+                w.hex(fields::TRACE_ID, &cx.trace_id);
+                w.hex(fields::SPAN_ID, &cx.span_id);
+                if let Some(p) = parent {
+                    w.hex(fields::PARENT_SPAN_ID, &p);
+                }
+                write_f64(
+                    w.key(fields::DURATION_MS),
+                    (duration_ms * 1000.0).round() / 1000.0,
+                );
+                w.str(fields::STATUS, status.as_str());
+                if let SpanStatus::Error(m) = status {
+                    w.str(fields::STATUS_MESSAGE, m);
+                }
+                w.raw(attrs);
+            });
+    }
+}
+
+fn is_span_field(key: &str) -> bool {
+    matches!(
+        key,
+        fields::TRACE_ID
+            | fields::SPAN_ID
+            | fields::PARENT_SPAN_ID
+            | fields::DURATION_MS
+            | fields::STATUS
+            | fields::STATUS_MESSAGE
+    )
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("name", &self.name)
+            .field("traceparent", &self.cx.traceparent())
+            .finish()
+    }
+}
+
+/// A running timer; records on drop.
+pub struct Timer {
+    client: Option<Client>,
+    name: String,
+    rate: f64,
+    start: Instant,
+}
+
+impl Timer {
+    /// Stops the timer without recording.
+    pub fn cancel(mut self) {
+        self.client = None;
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let rate = self.rate;
+        client.emit(types::METRIC, &self.name, rt::now_unix_ms(), &[], |w| {
+            w.str(fields::METRIC_TYPE, MetricType::Timer.as_str());
+            write_f64(w.key(fields::VALUE), (ms * 1000.0).round() / 1000.0);
+            w.str(fields::UNIT, "ms");
+            write_f64(w.key(fields::RATE), rate);
+        });
+    }
+}

@@ -1,0 +1,156 @@
+//! Encoding items with a client's context: the attributes set on the client and its children
+//! (pre-encoded once) merged with the attributes of each call (precedence: client < child <
+//! call).
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHasher;
+
+use crate::data::item::ItemWriter;
+use crate::data::{Attrs, Item, OwnedValue, Value};
+use crate::schema::{self, Rule};
+
+/// The attributes every item of a client (or child) carries.
+#[derive(Debug, Default)]
+pub(crate) struct Ctx {
+    pub(crate) attrs: Vec<(Box<str>, OwnedValue)>,
+    fragment: String,
+    pub(crate) hash: u64,
+}
+
+/// An attribute key that breaks the schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadKey {
+    pub(crate) key: String,
+    pub(crate) rule: Rule,
+}
+
+impl Ctx {
+    /// A context with these attributes (later keys replace earlier ones).
+    pub(crate) fn new(attrs: Vec<(Box<str>, OwnedValue)>) -> Result<Ctx, BadKey> {
+        let mut merged: Vec<(Box<str>, OwnedValue)> = Vec::with_capacity(attrs.len());
+        for (k, v) in attrs {
+            schema::check_key(&k).map_err(|rule| BadKey {
+                key: k.to_string(),
+                rule,
+            })?;
+            match merged.iter_mut().find(|(mk, _)| *mk == k) {
+                Some(slot) => slot.1 = v,
+                None => merged.push((k, v)),
+            }
+        }
+        let mut fragment = String::new();
+        let mut h = FxHasher::default();
+        for (k, v) in &merged {
+            fragment.push(',');
+            schema::write_json_str(&mut fragment, k);
+            fragment.push(':');
+            v.write_json(&mut fragment);
+            k.hash(&mut h);
+            hash_value(v, &mut h);
+        }
+        Ok(Ctx {
+            attrs: merged,
+            fragment,
+            hash: h.finish(),
+        })
+    }
+
+    /// This context's attributes followed by `more` (which win on equal keys).
+    pub(crate) fn with(&self, more: &Attrs<'_>) -> Result<Ctx, BadKey> {
+        let mut all = self.attrs.clone();
+        all.extend(
+            more.iter()
+                .map(|(k, v)| (Box::<str>::from(*k), v.clone().into_owned())),
+        );
+        Ctx::new(all)
+    }
+
+    /// Starts an item: the envelope (with a new UUIDv7 id), this context's attributes not
+    /// overridden by `call`, then `call`'s attributes.
+    #[inline]
+    pub(crate) fn begin(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        call: &Attrs<'_>,
+    ) -> Result<ItemWriter, BadKey> {
+        for (k, _) in call {
+            schema::check_key(k).map_err(|rule| BadKey {
+                key: (*k).to_owned(),
+                rule,
+            })?;
+        }
+        let id = crate::random::event_id(time_ms);
+        let id = std::str::from_utf8(&id).unwrap_or("00000000-0000-7000-8000-000000000000");
+        let mut w = Item::writer(id, time_ms, ty, name);
+        let overridden = !call.is_empty()
+            && !self.attrs.is_empty()
+            && call
+                .iter()
+                .any(|(ck, _)| self.attrs.iter().any(|(k, _)| **k == **ck));
+        if overridden {
+            for (k, v) in &self.attrs {
+                if !call.iter().any(|(ck, _)| **k == **ck) {
+                    v.write_json(w.key(k));
+                }
+            }
+        } else {
+            w.raw(&self.fragment);
+        }
+        for (k, v) in call {
+            v.write_json(w.key(k));
+        }
+        Ok(w)
+    }
+}
+
+/// Hashes a value (floats by their bits).
+pub(crate) fn hash_value(v: &Value<'_>, h: &mut impl Hasher) {
+    match v {
+        Value::Str(s) => {
+            0u8.hash(h);
+            s.hash(h)
+        }
+        Value::I64(x) => {
+            1u8.hash(h);
+            x.hash(h)
+        }
+        Value::U64(x) => {
+            2u8.hash(h);
+            x.hash(h)
+        }
+        Value::F64(x) => {
+            3u8.hash(h);
+            x.to_bits().hash(h)
+        }
+        Value::Bool(x) => {
+            4u8.hash(h);
+            x.hash(h)
+        }
+        Value::Null => 5u8.hash(h),
+    }
+}
+
+/// Owned copies of call attributes.
+pub(crate) fn to_owned_attrs(attrs: &Attrs<'_>) -> Vec<(Box<str>, OwnedValue)> {
+    attrs
+        .iter()
+        .map(|(k, v)| (Box::<str>::from(*k), v.clone().into_owned()))
+        .collect()
+}
+
+/// Borrowed views of owned attributes.
+pub(crate) fn as_attrs(owned: &[(Box<str>, OwnedValue)]) -> Vec<(&str, Value<'_>)> {
+    owned
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Str(s) => Value::Str(std::borrow::Cow::Borrowed(s.as_ref())),
+                other => other.clone(),
+            };
+            (&**k, v)
+        })
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! Randomness: UUID bits straight from the OS (`getrandom`, buffered so one system call serves
+//! many ids) and a fast per-thread generator, seeded from the OS, for sampling, span ids and
+//! jitter.
+
+use std::cell::{Cell, RefCell};
+
+use crate::rt;
+
+const BUF: usize = 320;
+
+struct OsBytes {
+    buf: [u8; BUF],
+    pos: usize,
+}
+
+thread_local! {
+    static OS: RefCell<OsBytes> = const { RefCell::new(OsBytes { buf: [0; BUF], pos: BUF }) };
+    static FAST: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Ten bytes from the operating system's generator, for a UUIDv7.
+pub(crate) fn uuid_bytes() -> [u8; 10] {
+    OS.with(|os| {
+        let mut os = os.borrow_mut();
+        if os.pos + 10 > BUF {
+            rt::fill_random(&mut os.buf);
+            os.pos = 0;
+        }
+        let mut out = [0u8; 10];
+        out.copy_from_slice(&os.buf[os.pos..os.pos + 10]);
+        os.pos += 10;
+        out
+    })
+}
+
+/// A fast pseudo-random `u64` (wyrand), seeded per thread from the OS.
+pub(crate) fn u64() -> u64 {
+    FAST.with(|s| {
+        let mut x = s.get();
+        if x == 0 {
+            let mut seed = [0u8; 8];
+            rt::fill_random(&mut seed);
+            x = u64::from_le_bytes(seed) | 1;
+        }
+        x = x.wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = (x as u128).wrapping_mul((x ^ 0xe703_7ed1_a0b4_28db) as u128);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+/// A uniform float in `[0, 1)`.
+pub(crate) fn unit_f64() -> f64 {
+    (u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Whether to keep an item sampled at `rate` (1 keeps all, 0 none).
+pub(crate) fn keep(rate: f64) -> bool {
+    rate >= 1.0 || (rate > 0.0 && unit_f64() < rate)
+}
+
+/// A non-zero random id of `N` bytes.
+pub(crate) fn id<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    loop {
+        for chunk in out.chunks_mut(8) {
+            let r = u64().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+        if out.iter().any(|b| *b != 0) {
+            return out;
+        }
+    }
+}
+
+/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`.
+pub(crate) fn event_id(unix_ms: u64) -> [u8; 36] {
+    crate::schema::uuid_v7(unix_ms, &uuid_bytes())
+}

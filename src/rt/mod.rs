@@ -1,0 +1,101 @@
+//! The only module that knows which target Beacon runs on.
+//!
+//! Both targets export the same names: [`spawn`], [`sleep`], [`now`], [`BoxFuture`],
+//! [`MaybeSend`], [`MaybeSync`], [`fill_random`], the HTTP primitive [`HttpClient`] and
+//! [`gzip`]. Natively, futures run on one lazily started background thread ("beacon-rt");
+//! on wasm32 they run on the browser's event loop through `spawn_local`, and timers are
+//! `setTimeout` via `gloo-timers`. The rest of the crate never writes a target `cfg`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use web_time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+#[cfg(target_arch = "wasm32")]
+pub use web::*;
+
+/// A boxed future; `Send` natively, not on wasm32 (JS futures are not `Send`).
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future; `Send` natively, not on wasm32 (JS futures are not `Send`).
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// `Send` natively; implemented by every type on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` natively; implemented by every type on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` natively; implemented by every type on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync + ?Sized> MaybeSync for T {}
+/// `Sync` natively; implemented by every type on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSync for T {}
+
+/// Whether this target can block a thread (natively yes; never in the browser).
+pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
+
+/// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Monotonic time.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Boxes a future as a [`BoxFuture`].
+pub fn boxed<'a, F>(f: F) -> BoxFuture<'a, F::Output>
+where
+    F: Future + MaybeSend + 'a,
+{
+    Box::pin(f)
+}
+
+/// One HTTP request, as the HTTP transport hands it to the target's client.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// Absolute URL.
+    pub url: String,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes (already compressed when a `Content-Encoding` header is present).
+    pub body: Vec<u8>,
+    /// Time limit for the whole request.
+    pub timeout: Duration,
+    /// Browser only: ask `fetch` to keep the request alive past page unload.
+    pub keepalive: bool,
+}
+
+/// What came back from an HTTP request.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The body, as text (lossy).
+    pub body: String,
+}

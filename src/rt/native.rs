@@ -1,0 +1,137 @@
+//! Native runtime: one background thread runs Beacon's futures on a small tokio runtime.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::{BoxFuture, HttpRequest, HttpResponse};
+
+fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("beacon-rt")
+            .enable_all()
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs a future in the background. Returns `false` if the runtime could not start.
+pub fn spawn<F>(fut: F) -> bool
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match runtime() {
+        Some(rt) => {
+            rt.spawn(fut);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Sleeps for `d` (the future must run on Beacon's runtime, as every future given to
+/// [`spawn`] does).
+pub async fn sleep(d: Duration) {
+    tokio::time::sleep(d).await
+}
+
+/// Whether the current thread is Beacon's own runtime thread (where blocking would deadlock).
+fn on_runtime_thread() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+        && std::thread::current().name() == Some("beacon-rt")
+}
+
+/// Runs `fut` on the background runtime and blocks the calling thread until it finishes or
+/// `timeout` passes. Returns `None` on timeout (the future keeps running), or when called
+/// from Beacon's own runtime thread, where waiting would deadlock.
+pub fn block_on_timeout<F, T>(fut: F, timeout: Duration) -> Option<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    if on_runtime_thread() {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    if !spawned {
+        return None;
+    }
+    rx.recv_timeout(timeout).ok()
+}
+
+/// Fills `buf` with random bytes from the operating system (zeros if it has none).
+pub fn fill_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        buf.fill(0);
+    }
+}
+
+/// Compresses `data` with gzip. `None` where compression is not available.
+pub fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data).ok()?;
+    enc.finish().ok()
+}
+
+/// The target's HTTP client (reqwest natively).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+}
+
+impl HttpClient {
+    /// A new client with connection pooling.
+    pub fn new() -> Result<Self, String> {
+        reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map(|inner| HttpClient { inner })
+            .map_err(|e| format!("cannot create HTTP client: {e}"))
+    }
+
+    /// Sends a POST request. A network failure is an `Err` with a description.
+    pub fn post(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, String>> {
+        let client = self.inner.clone();
+        Box::pin(async move {
+            let mut builder = client.post(&req.url).timeout(req.timeout);
+            for (k, v) in &req.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            let resp = builder.body(req.body).send().await.map_err(|e| {
+                if e.is_timeout() {
+                    format!("request to {} timed out", req.url)
+                } else {
+                    format!("request to {} failed: {e}", req.url)
+                }
+            })?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = resp.text().await.unwrap_or_default();
+            Ok(HttpResponse {
+                status,
+                retry_after,
+                body,
+            })
+        })
+    }
+}
+
+/// Natively, offline detection is left to the network: always `false`.
+pub fn is_offline() -> bool {
+    false
+}

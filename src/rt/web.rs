@@ -1,0 +1,138 @@
+//! Browser runtime: futures run on the JS event loop, timers are `setTimeout`, HTTP is `fetch`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use super::{BoxFuture, HttpRequest, HttpResponse};
+
+/// Runs a future on the JS event loop. Always returns `true`.
+pub fn spawn<F>(fut: F) -> bool
+where
+    F: Future<Output = ()> + 'static,
+{
+    wasm_bindgen_futures::spawn_local(fut);
+    true
+}
+
+/// Sleeps for `d` with `setTimeout`.
+pub async fn sleep(d: Duration) {
+    gloo_timers::future::sleep(d).await
+}
+
+/// Fills `buf` with random bytes from `crypto.getRandomValues` (zeros if unavailable).
+pub fn fill_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        buf.fill(0);
+    }
+}
+
+/// Compression is left to the browser: always `None`.
+pub fn gzip(_data: &[u8]) -> Option<Vec<u8>> {
+    None
+}
+
+/// Whether the browser reports being offline (`navigator.onLine === false`).
+pub fn is_offline() -> bool {
+    let global = js_sys::global();
+    let nav = Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+    if nav.is_undefined() {
+        return false;
+    }
+    matches!(
+        Reflect::get(&nav, &JsValue::from_str("onLine"))
+            .ok()
+            .and_then(|v| v.as_bool()),
+        Some(false)
+    )
+}
+
+/// The target's HTTP client: the global `fetch` (works in windows and workers).
+#[derive(Clone, Debug, Default)]
+pub struct HttpClient {}
+
+impl HttpClient {
+    /// A new client.
+    pub fn new() -> Result<Self, String> {
+        Ok(HttpClient {})
+    }
+
+    /// Sends a POST request with `fetch`. A network failure is an `Err`.
+    pub fn post(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, String>> {
+        Box::pin(async move {
+            if is_offline() {
+                return Err("browser is offline".to_owned());
+            }
+            let init = web_sys::RequestInit::new();
+            init.set_method("POST");
+            init.set_keepalive(req.keepalive);
+            let headers = web_sys::Headers::new().map_err(js_err)?;
+            for (k, v) in &req.headers {
+                headers.set(k, v).map_err(js_err)?;
+            }
+            init.set_headers(&headers);
+            let body = Uint8Array::from(req.body.as_slice());
+            init.set_body(&body);
+            let global = js_sys::global();
+            let fetch = Reflect::get(&global, &JsValue::from_str("fetch"))
+                .map_err(js_err)?
+                .dyn_into::<js_sys::Function>()
+                .map_err(|_| "fetch is not available".to_owned())?;
+            let promise = fetch
+                .call2(&global, &JsValue::from_str(&req.url), &init)
+                .map_err(js_err)?
+                .dyn_into::<js_sys::Promise>()
+                .map_err(|_| "fetch did not return a promise".to_owned())?;
+            let fetch_fut = JsFuture::from(promise);
+            let timeout = gloo_timers::future::sleep(req.timeout);
+            let resp = match futures_util::future::select(fetch_fut, Box::pin(timeout)).await {
+                futures_util::future::Either::Left((r, _)) => r.map_err(js_err)?,
+                futures_util::future::Either::Right(_) => {
+                    return Err(format!("request to {} timed out", req.url))
+                }
+            };
+            let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+            let status = resp.status();
+            let retry_after = resp.headers().get("retry-after").ok().flatten();
+            let body = match resp.text() {
+                Ok(p) => JsFuture::from(p)
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_string())
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            Ok(HttpResponse {
+                status,
+                retry_after,
+                body,
+            })
+        })
+    }
+}
+
+fn js_err(v: JsValue) -> String {
+    v.as_string()
+        .or_else(|| {
+            Reflect::get(&v, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| "JavaScript error".to_owned())
+}
+
+/// The browser never blocks: always `None`, without running `fut` to completion here (it is
+/// spawned on the event loop instead).
+pub fn block_on_timeout<F, T>(fut: F, _timeout: Duration) -> Option<T>
+where
+    F: Future<Output = T> + 'static,
+    T: 'static,
+{
+    spawn(async move {
+        let _ = fut.await;
+    });
+    None
+}

@@ -1,0 +1,718 @@
+//! The shared event envelope (schema v1): required fields, names of the standard types and
+//! their fields, the JSON encoding of items, and validation of raw events.
+//!
+//! Every item travels as one flat JSON object whose first four keys are `event_id`,
+//! `event_time`, `event_type` and `event_name`; every other key is an attribute. This module
+//! is pure data: no I/O, no clock, no threads (times and random bytes are passed in).
+
+use std::fmt;
+
+use serde_json::{Map, Value as Json};
+
+/// The version of the envelope this crate writes and accepts.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Default limit on the encoded size of one item, in bytes.
+pub const DEFAULT_MAX_ITEM_BYTES: usize = 32 * 1024;
+/// Longest `event_type`, in characters.
+pub const MAX_TYPE_LEN: usize = 64;
+/// Longest `event_name`, in characters.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest attribute key, in characters.
+pub const MAX_KEY_LEN: usize = 128;
+/// Longest `event_id`, in characters.
+pub const MAX_ID_LEN: usize = 128;
+/// The prefix reserved for the envelope's own keys.
+pub const RESERVED_PREFIX: &str = "event_";
+
+/// Names of the envelope's required keys.
+pub mod keys {
+    /// Unique id of the item (a UUIDv7 when Beacon generates it), used for de-duplication.
+    pub const EVENT_ID: &str = "event_id";
+    /// RFC 3339 UTC time with millisecond precision.
+    pub const EVENT_TIME: &str = "event_time";
+    /// The item's type: one of [`super::types`] or your own (`[a-z0-9_.-]{1,64}`).
+    pub const EVENT_TYPE: &str = "event_type";
+    /// The item's name within its type (1 to 128 characters).
+    pub const EVENT_NAME: &str = "event_name";
+}
+
+/// The standard event types.
+pub mod types {
+    /// Something a user or a program did.
+    pub const BEHAVIORAL: &str = "behavioral";
+    /// A log record.
+    pub const LOG: &str = "log";
+    /// A metric: a pre-aggregated series, a timer, a counter increment or a plain value.
+    pub const METRIC: &str = "metric";
+    /// A finished span.
+    pub const SPAN: &str = "span";
+    /// Usage of a shared resource by a feature, summed per time bucket.
+    pub const USAGE: &str = "usage";
+    /// A periodic roll-up of statistics (deltas) and traits (state).
+    pub const ROLLUP: &str = "rollup";
+    /// The SDK's own report of dropped items.
+    pub const CLIENT_REPORT: &str = "client_report";
+    /// All standard types.
+    pub const ALL: [&str; 7] = [BEHAVIORAL, LOG, METRIC, SPAN, USAGE, ROLLUP, CLIENT_REPORT];
+}
+
+/// Well-known attribute keys: the client's context and the standard types' fields.
+pub mod fields {
+    /// The service (or app) that produced the item.
+    pub const SERVICE_NAME: &str = "service_name";
+    /// The service's version.
+    pub const SERVICE_VERSION: &str = "service_version";
+    /// The service's source commit.
+    pub const SERVICE_COMMIT: &str = "service_commit";
+    /// Set to `true` for development builds.
+    pub const IS_DEV: &str = "is_dev";
+    /// A stable id of the installation (or browser profile).
+    pub const INSTALL_ID: &str = "install_id";
+    /// The user, when known.
+    pub const USER_ID: &str = "user_id";
+    /// A browser tab session.
+    pub const SESSION_ID: &str = "session_id";
+    /// The SDK that produced the item, e.g. `beacon-rust/0.1.0`.
+    pub const SDK: &str = "sdk";
+
+    /// metric: the value (counter sum, gauge value, timer ms, plain value).
+    pub const VALUE: &str = "value";
+    /// metric: `counter`, `gauge`, `histogram`, `timer`, `incr` or `value`.
+    pub const METRIC_TYPE: &str = "metric_type";
+    /// metric: the sample rate the value was recorded at (0 < rate ≤ 1).
+    pub const RATE: &str = "rate";
+    /// metric: unit of the value (e.g. `ms`).
+    pub const UNIT: &str = "unit";
+    /// metric (histogram): number of observations.
+    pub const COUNT: &str = "count";
+    /// metric (histogram): sum of observations.
+    pub const SUM: &str = "sum";
+    /// metric (histogram): smallest observation.
+    pub const MIN: &str = "min";
+    /// metric (histogram): largest observation.
+    pub const MAX: &str = "max";
+    /// metric (histogram): upper bucket boundaries (inclusive).
+    pub const BOUNDS: &str = "bounds";
+    /// metric (histogram): counts per bucket (`bounds.len() + 1` entries).
+    pub const BUCKET_COUNTS: &str = "bucket_counts";
+    /// metric (aggregated): start of the aggregation period, RFC 3339.
+    pub const PERIOD_START: &str = "period_start";
+
+    /// log: `trace`, `debug`, `info`, `warn`, `error` or `fatal`.
+    pub const LEVEL: &str = "level";
+    /// log: the message.
+    pub const MESSAGE: &str = "message";
+
+    /// span / log: 32 lowercase hex digits.
+    pub const TRACE_ID: &str = "trace_id";
+    /// span / log: 16 lowercase hex digits.
+    pub const SPAN_ID: &str = "span_id";
+    /// span: the parent span's id.
+    pub const PARENT_SPAN_ID: &str = "parent_span_id";
+    /// span: duration in milliseconds.
+    pub const DURATION_MS: &str = "duration_ms";
+    /// span: `unset`, `ok` or `error`.
+    pub const STATUS: &str = "status";
+    /// span: the error message when `status` is `error`.
+    pub const STATUS_MESSAGE: &str = "status_message";
+    /// span: start time, RFC 3339.
+    pub const START_TIME: &str = "start_time";
+
+    /// usage: the shared resource.
+    pub const RESOURCE_ID: &str = "resource_id";
+    /// usage: the feature that used it.
+    pub const APP_FEATURE: &str = "app_feature";
+    /// usage: the summed amount (an unsigned integer).
+    pub const AMOUNT: &str = "amount";
+    /// usage: start of the bucket, RFC 3339 (also the item's `event_time`).
+    pub const BUCKET_START: &str = "bucket_start";
+    /// usage: bucket length in seconds.
+    pub const GRANULARITY_S: &str = "granularity_s";
+
+    /// client_report: items dropped because the queue was full.
+    pub const DROPPED_QUEUE_FULL: &str = "dropped_queue_full";
+    /// client_report: items dropped because they were over the item size limit.
+    pub const DROPPED_TOO_LARGE: &str = "dropped_too_large";
+    /// client_report: items dropped because they broke the schema.
+    pub const DROPPED_INVALID: &str = "dropped_invalid";
+    /// client_report: items not kept by sampling.
+    pub const DROPPED_SAMPLED_OUT: &str = "dropped_sampled_out";
+    /// client_report: items whose delivery failed for good.
+    pub const DROPPED_DELIVERY_FAILED: &str = "dropped_delivery_failed";
+}
+
+/// The JSON type a standard field must have when present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A string.
+    String,
+    /// Any number.
+    Number,
+    /// A non-negative integer.
+    UInt,
+    /// A boolean.
+    Bool,
+    /// An array of numbers.
+    Numbers,
+}
+
+impl FieldKind {
+    fn describe(self) -> &'static str {
+        match self {
+            FieldKind::String => "must be a string",
+            FieldKind::Number => "must be a number",
+            FieldKind::UInt => "must be a non-negative integer",
+            FieldKind::Bool => "must be a boolean",
+            FieldKind::Numbers => "must be an array of numbers",
+        }
+    }
+
+    fn accepts(self, v: &Json) -> bool {
+        match self {
+            FieldKind::String => v.is_string(),
+            FieldKind::Number => v.is_number(),
+            FieldKind::UInt => v.is_u64(),
+            FieldKind::Bool => v.is_boolean(),
+            FieldKind::Numbers => v.as_array().is_some_and(|a| a.iter().all(Json::is_number)),
+        }
+    }
+}
+
+/// The extra fields of the standard types: (event_type, field, kind, required).
+///
+/// This table is the one definition; `schema/beacon-event.schema.json` and the TypeScript
+/// types mirror it, and a test checks the JSON Schema against it.
+pub const STANDARD_FIELDS: &[(&str, &str, FieldKind, bool)] = {
+    use fields::*;
+    use types::*;
+    use FieldKind::*;
+    &[
+        (METRIC, VALUE, Number, false),
+        (METRIC, METRIC_TYPE, String, true),
+        (METRIC, RATE, Number, false),
+        (METRIC, UNIT, String, false),
+        (METRIC, COUNT, UInt, false),
+        (METRIC, SUM, Number, false),
+        (METRIC, MIN, Number, false),
+        (METRIC, MAX, Number, false),
+        (METRIC, BOUNDS, Numbers, false),
+        (METRIC, BUCKET_COUNTS, Numbers, false),
+        (LOG, LEVEL, String, true),
+        (LOG, MESSAGE, String, true),
+        (LOG, TRACE_ID, String, false),
+        (LOG, SPAN_ID, String, false),
+        (SPAN, TRACE_ID, String, true),
+        (SPAN, SPAN_ID, String, true),
+        (SPAN, PARENT_SPAN_ID, String, false),
+        (SPAN, DURATION_MS, Number, true),
+        (SPAN, STATUS, String, true),
+        (SPAN, STATUS_MESSAGE, String, false),
+        (USAGE, RESOURCE_ID, String, true),
+        (USAGE, APP_FEATURE, String, true),
+        (USAGE, UNIT, String, true),
+        (USAGE, AMOUNT, UInt, true),
+        (CLIENT_REPORT, DROPPED_QUEUE_FULL, UInt, false),
+        (CLIENT_REPORT, DROPPED_TOO_LARGE, UInt, false),
+        (CLIENT_REPORT, DROPPED_INVALID, UInt, false),
+        (CLIENT_REPORT, DROPPED_SAMPLED_OUT, UInt, false),
+        (CLIENT_REPORT, DROPPED_DELIVERY_FAILED, UInt, false),
+    ]
+};
+
+/// The rule a field broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// A required field is absent.
+    Missing,
+    /// The field has the wrong JSON type.
+    WrongType(&'static str),
+    /// `event_time` is not an RFC 3339 date-time.
+    NotRfc3339,
+    /// A string that must not be empty is empty.
+    Empty,
+    /// A string is longer than the limit (in characters).
+    TooLong(usize),
+    /// `event_type` has characters outside `[a-z0-9_.-]`.
+    BadTypeChars,
+    /// An attribute key starts with the reserved `event_` prefix.
+    Reserved,
+    /// A field value is not one of the allowed values.
+    NotOneOf(&'static str),
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Missing => f.write_str("missing"),
+            Rule::WrongType(t) => f.write_str(t),
+            Rule::NotRfc3339 => f.write_str("not RFC 3339"),
+            Rule::Empty => f.write_str("must not be empty"),
+            Rule::TooLong(n) => write!(f, "longer than {n} characters"),
+            Rule::BadTypeChars => f.write_str("must match [a-z0-9_.-]{1,64}"),
+            Rule::Reserved => f.write_str("the event_ prefix is reserved"),
+            Rule::NotOneOf(s) => write!(f, "must be one of {s}"),
+        }
+    }
+}
+
+/// Why an item does not fit the schema. Its message names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaError {
+    /// The text is not JSON.
+    Json(String),
+    /// The JSON value is not an object.
+    NotAnObject,
+    /// A field broke a rule.
+    Field {
+        /// The field's key.
+        field: String,
+        /// The rule it broke.
+        rule: Rule,
+    },
+    /// The encoded item is larger than the limit.
+    TooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl SchemaError {
+    fn field(field: &str, rule: Rule) -> Self {
+        SchemaError::Field {
+            field: field.to_owned(),
+            rule,
+        }
+    }
+
+    /// A short machine-readable reason: `json`, `not_object`, `missing`, `wrong_type`,
+    /// `bad_time`, `empty`, `too_long`, `bad_type`, `reserved`, `not_one_of`, `too_large`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SchemaError::Json(_) => "json",
+            SchemaError::NotAnObject => "not_object",
+            SchemaError::TooLarge { .. } => "too_large",
+            SchemaError::Field { rule, .. } => match rule {
+                Rule::Missing => "missing",
+                Rule::WrongType(_) => "wrong_type",
+                Rule::NotRfc3339 => "bad_time",
+                Rule::Empty => "empty",
+                Rule::TooLong(_) => "too_long",
+                Rule::BadTypeChars => "bad_type",
+                Rule::Reserved => "reserved",
+                Rule::NotOneOf(_) => "not_one_of",
+            },
+        }
+    }
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Json(e) => write!(f, "malformed JSON: {e}"),
+            SchemaError::NotAnObject => f.write_str("item is not a JSON object"),
+            SchemaError::Field { field, rule } => write!(f, "field {field}: {rule}"),
+            SchemaError::TooLarge { size, limit } => write!(
+                f,
+                "item: encoded size {size} bytes is over the limit of {limit} bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Checks an `event_type`: `[a-z0-9_.-]{1,64}`.
+pub fn check_type(t: &str) -> Result<(), Rule> {
+    if t.is_empty() {
+        return Err(Rule::Empty);
+    }
+    if t.len() > MAX_TYPE_LEN {
+        return Err(Rule::TooLong(MAX_TYPE_LEN));
+    }
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(Rule::BadTypeChars);
+    }
+    Ok(())
+}
+
+/// Checks an `event_name`: 1 to 128 characters.
+pub fn check_name(n: &str) -> Result<(), Rule> {
+    check_len(n, MAX_NAME_LEN)
+}
+
+/// Checks an attribute key: 1 to 128 characters, not starting with `event_`.
+pub fn check_key(k: &str) -> Result<(), Rule> {
+    check_len(k, MAX_KEY_LEN)?;
+    if k.starts_with(RESERVED_PREFIX) {
+        return Err(Rule::Reserved);
+    }
+    Ok(())
+}
+
+fn check_len(s: &str, max: usize) -> Result<(), Rule> {
+    if s.is_empty() {
+        return Err(Rule::Empty);
+    }
+    // Byte length bounds the character count from above: only count when it could matter.
+    if s.len() > max && s.chars().count() > max {
+        return Err(Rule::TooLong(max));
+    }
+    Ok(())
+}
+
+/// Validates a raw JSON object against the schema and returns it encoded canonically:
+/// required keys first, `event_time` normalised to UTC with millisecond precision.
+pub fn validate_object(
+    obj: &Map<String, Json>,
+    max_item_bytes: usize,
+) -> Result<String, SchemaError> {
+    let req_str = |key: &str| -> Result<&str, SchemaError> {
+        match obj.get(key) {
+            None | Some(Json::Null) => Err(SchemaError::field(key, Rule::Missing)),
+            Some(Json::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(SchemaError::field(key, Rule::WrongType("must be a string"))),
+        }
+    };
+    let id = req_str(keys::EVENT_ID)?;
+    check_len(id, MAX_ID_LEN).map_err(|r| SchemaError::field(keys::EVENT_ID, r))?;
+    let time = req_str(keys::EVENT_TIME)?;
+    let ms = parse_rfc3339_ms(time)
+        .ok_or_else(|| SchemaError::field(keys::EVENT_TIME, Rule::NotRfc3339))?;
+    let ty = req_str(keys::EVENT_TYPE)?;
+    check_type(ty).map_err(|r| SchemaError::field(keys::EVENT_TYPE, r))?;
+    let name = req_str(keys::EVENT_NAME)?;
+    check_name(name).map_err(|r| SchemaError::field(keys::EVENT_NAME, r))?;
+    for (k, v) in obj {
+        if matches!(
+            k.as_str(),
+            keys::EVENT_ID | keys::EVENT_TIME | keys::EVENT_TYPE | keys::EVENT_NAME
+        ) {
+            continue;
+        }
+        check_key(k).map_err(|r| SchemaError::field(k, r))?;
+        if let Some((_, _, kind, _)) = STANDARD_FIELDS
+            .iter()
+            .find(|(t, f, _, _)| *t == ty && f == k)
+        {
+            if !kind.accepts(v) {
+                return Err(SchemaError::field(k, Rule::WrongType(kind.describe())));
+            }
+        }
+    }
+    for (t, f, _, required) in STANDARD_FIELDS {
+        if *required && *t == ty && !obj.contains_key(*f) {
+            return Err(SchemaError::field(f, Rule::Missing));
+        }
+    }
+    let mut out = String::with_capacity(256);
+    write_header(&mut out, id, ms, ty, name);
+    for (k, v) in obj {
+        if matches!(
+            k.as_str(),
+            keys::EVENT_ID | keys::EVENT_TIME | keys::EVENT_TYPE | keys::EVENT_NAME
+        ) {
+            continue;
+        }
+        out.push(',');
+        write_json_str(&mut out, k);
+        out.push(':');
+        // Serialising a `serde_json::Value` into a String cannot fail.
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    if out.len() > max_item_bytes {
+        return Err(SchemaError::TooLarge {
+            size: out.len(),
+            limit: max_item_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses JSON text and validates it as one item (see [`validate_object`]).
+pub fn validate_str(text: &str, max_item_bytes: usize) -> Result<String, SchemaError> {
+    let v: Json = serde_json::from_str(text).map_err(|e| SchemaError::Json(e.to_string()))?;
+    match v {
+        Json::Object(m) => validate_object(&m, max_item_bytes),
+        _ => Err(SchemaError::NotAnObject),
+    }
+}
+
+/// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace).
+pub fn write_header(out: &mut String, id: &str, time_ms: u64, ty: &str, name: &str) {
+    out.push_str("{\"event_id\":");
+    write_json_str(out, id);
+    out.push_str(",\"event_time\":\"");
+    write_rfc3339_ms(out, time_ms);
+    out.push_str("\",\"event_type\":");
+    write_json_str(out, ty);
+    out.push_str(",\"event_name\":");
+    write_json_str(out, name);
+}
+
+/// Writes `s` as a JSON string literal, quotes included.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Writes a Unix time in ms as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn write_rfc3339_ms(out: &mut String, unix_ms: u64) {
+    let secs = unix_ms / 1000;
+    let ms = (unix_ms % 1000) as u32;
+    let days = (secs / 86_400) as i64;
+    let sod = (secs % 86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let y = y.clamp(0, 9999) as u32;
+    put_digits(&mut b[0..4], y);
+    put_digits(&mut b[5..7], m);
+    put_digits(&mut b[8..10], d);
+    put_digits(&mut b[11..13], sod / 3600);
+    put_digits(&mut b[14..16], sod / 60 % 60);
+    put_digits(&mut b[17..19], sod % 60);
+    put_digits(&mut b[20..23], ms);
+    // The buffer holds ASCII digits and punctuation only.
+    out.push_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000Z"));
+}
+
+/// Formats a Unix time in ms as RFC 3339 UTC with milliseconds.
+pub fn format_rfc3339_ms(unix_ms: u64) -> String {
+    let mut s = String::with_capacity(24);
+    write_rfc3339_ms(&mut s, unix_ms);
+    s
+}
+
+fn put_digits(dst: &mut [u8], mut v: u32) {
+    for slot in dst.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+// Howard Hinnant's civil calendar algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an RFC 3339 date-time (`2026-11-22T02:19:30.123Z`, any offset, any fraction) into
+/// Unix milliseconds (fractions below a millisecond are truncated). `None` if it is not one,
+/// or if it is before 1970.
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        Some(v)
+    };
+    let year = num(0..4)? as i64;
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    let hour = num(11..13)?;
+    let min = num(14..16)?;
+    let sec = num(17..19)?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    if !(1..=12).contains(&month) || day == 0 || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let dim = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][month as usize - 1];
+    if day > dim {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0u32;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                ms = ms * 10 + (b[i] - b'0') as u32;
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..3 {
+            ms *= 10;
+        }
+    }
+    let offset_s: i64 = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        c @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let oh = num(i + 1..i + 3)? as i64;
+            let om = num(i + 4..i + 6)? as i64;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *c == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + (hour * 3600 + min * 60 + sec.min(59)) as i64 - offset_s;
+    if secs < 0 {
+        return None;
+    }
+    Some(secs as u64 * 1000 + ms as u64)
+}
+
+/// Builds a UUIDv7 string from a Unix time in ms and 10 random bytes.
+pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> [u8; 36] {
+    let id = uuid::Builder::from_unix_timestamp_millis(unix_ms, random).into_uuid();
+    let mut buf = [0u8; 36];
+    id.hyphenated().encode_lower(&mut buf);
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_round_trips() {
+        for ms in [
+            0u64,
+            1,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,
+            1_795_314_570_123,
+            253_402_300_799_999,
+        ] {
+            let s = format_rfc3339_ms(ms);
+            assert_eq!(s.len(), 24, "{s}");
+            assert_eq!(parse_rfc3339_ms(&s), Some(ms), "{s}");
+        }
+        assert_eq!(
+            format_rfc3339_ms(1_795_314_570_123),
+            "2026-11-22T02:29:30.123Z"
+        );
+    }
+
+    #[test]
+    fn time_offsets_and_fractions() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
+        assert_eq!(
+            parse_rfc3339_ms("1970-01-01T00:00:00.123456789Z"),
+            Some(123)
+        );
+        assert_eq!(parse_rfc3339_ms("2024-02-29T00:00:00Z").is_some(), true);
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22 02:19",
+            "yesterday",
+            "2026-11-22T02:19:30",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T02:19:30.Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_strings_escape() {
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn uuid_v7_has_version_and_time() {
+        let id = uuid_v7(1_795_314_570_123, &[0xab; 10]);
+        let s = std::str::from_utf8(&id).unwrap();
+        let u = uuid::Uuid::parse_str(s).unwrap();
+        assert_eq!(u.get_version_num(), 7);
+        let ms = 1_795_314_570_123u64;
+        assert_eq!(s[..13], format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff));
+    }
+}
