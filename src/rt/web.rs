@@ -68,7 +68,9 @@ impl HttpClient {
             }
             let init = web_sys::RequestInit::new();
             init.set_method("POST");
-            init.set_keepalive(req.keepalive);
+            if req.keepalive {
+                Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE).map_err(js_err)?;
+            }
             let headers = web_sys::Headers::new().map_err(js_err)?;
             for (k, v) in &req.headers {
                 headers.set(k, v).map_err(js_err)?;
