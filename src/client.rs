@@ -766,6 +766,32 @@ impl Client {
             .map(|s| s.pipeline.stats())
             .unwrap_or_default()
     }
+
+    /// Page exit (the browser's `pagehide`): hands the open aggregates (metrics, and usage
+    /// buckets when `final_`) to the queue now, synchronously. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn collect_now(&self, final_: bool) {
+        if let Some(s) = self.shared() {
+            s.pipeline.collect(final_);
+        }
+    }
+
+    /// Page exit: synchronously takes queued items (oldest first) that fit in `max_bytes`,
+    /// for one request that must leave before the page goes away. They count as in flight
+    /// until [`Client::settle_exit`]. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn take_for_exit(&self, max_bytes: usize) -> Option<crate::batch::ExitBatch> {
+        self.shared()?.pipeline.take_for_exit(max_bytes)
+    }
+
+    /// Page exit: settles what [`Client::take_for_exit`] took: delivered, or back to the
+    /// front of the queue. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn settle_exit(&self, exit: crate::batch::ExitBatch, delivered: bool) {
+        if let Some(s) = self.shared() {
+            s.pipeline.settle_exit(exit, delivered);
+        }
+    }
 }
 
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.

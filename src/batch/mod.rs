@@ -629,3 +629,110 @@ impl Pipeline {
         }
     }
 }
+
+/// Items taken out of the queue for a page-exit request (see [`Pipeline::take_for_exit`]).
+/// They count as in flight until [`Pipeline::settle_exit`] settles them.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ExitBatch {
+    batch: Batch,
+    items: usize,
+    bytes: usize,
+    report: Option<[u64; 5]>,
+}
+
+impl ExitBatch {
+    /// The batch to send (the queued items, then a `client_report` item when one is due).
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+}
+
+impl Pipeline {
+    /// Browser page exit: synchronously takes queued items, oldest first, whose encoded
+    /// bytes plus one separator each total at most `max_bytes` (a `client_report` item is
+    /// added when drop counts are due and it fits). `None` when nothing is queued or the
+    /// oldest item alone is larger. Settle the result with [`Pipeline::settle_exit`].
+    pub(crate) fn take_for_exit(&self, max_bytes: usize) -> Option<ExitBatch> {
+        let mut q = lock(&self.queue);
+        let mut bytes = 0;
+        let mut n = 0;
+        for it in q.items.iter() {
+            if bytes + it.len() + 1 > max_bytes || n >= self.cfg.max_batch_size {
+                break;
+            }
+            bytes += it.len() + 1;
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        let mut items: Vec<Item> = q.items.drain(..n).collect();
+        let item_bytes: usize = items.iter().map(Item::len).sum();
+        q.bytes -= item_bytes;
+        q.inflight_items += n;
+        q.inflight_bytes += item_bytes;
+        let due = !q.report_inflight
+            && self
+                .unreported
+                .iter()
+                .any(|c| c.load(Ordering::Relaxed) > 0);
+        let mut report = None;
+        if due {
+            let counts: [u64; 5] =
+                std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
+            let item = (self.report)(&DropCounts::from_array(counts));
+            if bytes + item.len() + 1 <= max_bytes {
+                q.report_inflight = true;
+                report = Some(counts);
+                items.push(item);
+            }
+        }
+        drop(q);
+        Some(ExitBatch {
+            batch: Batch::new(items),
+            items: n,
+            bytes: item_bytes,
+            report,
+        })
+    }
+
+    /// Settles a page-exit batch: counts it delivered, or puts its items back at the front
+    /// of the queue (in order) for the next flush.
+    pub(crate) fn settle_exit(&self, exit: ExitBatch, delivered: bool) {
+        let ExitBatch {
+            batch,
+            items: n,
+            bytes,
+            report,
+        } = exit;
+        let mut q = lock(&self.queue);
+        q.inflight_items -= n;
+        q.inflight_bytes -= bytes;
+        if report.is_some() {
+            q.report_inflight = false;
+        }
+        if delivered {
+            drop(q);
+            if let Some(counts) = report {
+                for (i, c) in counts.iter().enumerate() {
+                    self.unreported[i].fetch_sub(*c, Ordering::Relaxed);
+                }
+            }
+            self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+            self.batches_sent.fetch_add(1, Ordering::Relaxed);
+            self.last_flush_ms
+                .store(rt::now_unix_ms().max(1), Ordering::Relaxed);
+        } else {
+            let mut items = batch.into_items();
+            items.truncate(n);
+            for it in items.into_iter().rev() {
+                q.items.push_front(it);
+            }
+            q.bytes += bytes;
+            drop(q);
+            self.batches_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.done.notify();
+    }
+}

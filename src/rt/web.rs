@@ -69,7 +69,8 @@ impl HttpClient {
             let init = web_sys::RequestInit::new();
             init.set_method("POST");
             if req.keepalive {
-                Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE).map_err(js_err)?;
+                Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)
+                    .map_err(js_err)?;
             }
             let headers = web_sys::Headers::new().map_err(js_err)?;
             for (k, v) in &req.headers {
