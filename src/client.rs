@@ -683,7 +683,7 @@ impl Client {
     /// Starts a roll-up reporter on this client's pipeline.
     pub fn start_reporter(&self, reporter: Reporter) {
         let Some(s) = self.shared() else { return };
-        rt::spawn(reporter.run(s.pipeline.clone(), self.ctx.clone()));
+        rt::spawn(reporter.start(s.pipeline.clone(), self.ctx.clone()));
     }
 
     /// Sends everything recorded so far (aggregates included) and waits for it. Items that

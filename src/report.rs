@@ -68,9 +68,24 @@ impl Reporter {
         self.stats.iter().map(|(_, f)| f()).collect()
     }
 
-    pub(crate) async fn run(self, pipeline: Arc<Pipeline>, ctx: Arc<Ctx>) {
-        let mut baseline = self.read_stats();
-        let mut since = rt::now_unix_ms();
+    /// Reads the statistics' starting values now and returns the report loop.
+    pub(crate) fn start(
+        self,
+        pipeline: Arc<Pipeline>,
+        ctx: Arc<Ctx>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        let baseline = self.read_stats();
+        let since = rt::now_unix_ms();
+        self.run(pipeline, ctx, baseline, since)
+    }
+
+    async fn run(
+        self,
+        pipeline: Arc<Pipeline>,
+        ctx: Arc<Ctx>,
+        mut baseline: Vec<u64>,
+        mut since: u64,
+    ) {
         loop {
             rt::sleep(self.interval).await;
             if pipeline.is_closed() {

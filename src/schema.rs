@@ -219,6 +219,34 @@ pub const STANDARD_FIELDS: &[(&str, &str, FieldKind, bool)] = {
     ]
 };
 
+/// Standard fields whose value is one of a fixed set: (event_type, field, allowed values).
+pub const ENUM_FIELDS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        types::METRIC,
+        fields::METRIC_TYPE,
+        &["counter", "gauge", "histogram", "timer", "incr", "value"],
+        "counter, gauge, histogram, timer, incr, value",
+    ),
+    (
+        types::LOG,
+        fields::LEVEL,
+        &["trace", "debug", "info", "warn", "error", "fatal"],
+        "trace, debug, info, warn, error, fatal",
+    ),
+    (
+        types::SPAN,
+        fields::STATUS,
+        &["unset", "ok", "error"],
+        "unset, ok, error",
+    ),
+    (
+        types::USAGE,
+        fields::UNIT,
+        &["milliseconds", "bytes", "bytes_sec"],
+        "milliseconds, bytes, bytes_sec",
+    ),
+];
+
 /// The rule a field broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
@@ -312,6 +340,9 @@ impl fmt::Display for SchemaError {
         match self {
             SchemaError::Json(e) => write!(f, "malformed JSON: {e}"),
             SchemaError::NotAnObject => f.write_str("item is not a JSON object"),
+            SchemaError::Field { field, rule } if field.is_empty() => {
+                write!(f, "attribute key: {rule}")
+            }
             SchemaError::Field { field, rule } => write!(f, "field {field}: {rule}"),
             SchemaError::TooLarge { size, limit } => write!(
                 f,
@@ -401,6 +432,13 @@ pub fn validate_object(
         {
             if !kind.accepts(v) {
                 return Err(SchemaError::field(k, Rule::WrongType(kind.describe())));
+            }
+        }
+        if let Some((_, _, allowed, list)) =
+            ENUM_FIELDS.iter().find(|(t, f, _, _)| *t == ty && f == k)
+        {
+            if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
+                return Err(SchemaError::field(k, Rule::NotOneOf(list)));
             }
         }
     }

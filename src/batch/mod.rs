@@ -386,16 +386,24 @@ impl Pipeline {
     }
 
     fn take(&self, require_full: bool, budget: &mut usize) -> Option<Taken> {
-        if *budget == 0 {
-            return None;
-        }
         let mut q = lock(&self.queue);
-        if q.items.is_empty() || (require_full && q.items.len() < self.cfg.max_batch_size) {
+        let report_only = !require_full
+            && !q.report_inflight
+            && (q.items.is_empty() || *budget == 0)
+            && self
+                .unreported
+                .iter()
+                .any(|c| c.load(Ordering::Relaxed) > 0);
+        if !report_only
+            && (*budget == 0
+                || q.items.is_empty()
+                || (require_full && q.items.len() < self.cfg.max_batch_size))
+        {
             return None;
         }
         let mut items = Vec::with_capacity(q.items.len().min(self.cfg.max_batch_size).min(*budget));
         let mut bytes = 0;
-        while items.len() < self.cfg.max_batch_size && items.len() < *budget {
+        while !report_only && items.len() < self.cfg.max_batch_size && items.len() < *budget {
             let Some(next) = q.items.front() else { break };
             if !items.is_empty() && bytes + next.len() > self.cfg.max_batch_bytes {
                 break;

@@ -1,0 +1,743 @@
+//! The client and the batching core, end to end into the in-memory transport.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::transport::MemoryTransport;
+use beacon::{
+    attrs, BatchConfig, Client, Level, Overflow, Reporter, RetryPolicy, SendError, SpanContext,
+    SpanStatus, UsageUnit, Value,
+};
+use serde_json::Value as Json;
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        budget: Duration::from_secs(5),
+    }
+}
+
+fn client_with(mem: &MemoryTransport, cfg: BatchConfig) -> Client {
+    Client::builder()
+        .service_name("test-svc")
+        .service_version("1.2.3")
+        .attr("region", "eu")
+        .batch_config(cfg)
+        .retry_policy(quick_retry())
+        .transport(mem.clone())
+        .build()
+        .unwrap()
+}
+
+fn slow_ticks() -> BatchConfig {
+    BatchConfig {
+        flush_interval: Duration::from_secs(3600),
+        ..BatchConfig::default()
+    }
+}
+
+/// Polls until `f` is true, at most ~10 s.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn of_type<'a>(values: &'a [Json], ty: &str) -> Vec<&'a Json> {
+    values.iter().filter(|v| v["event_type"] == ty).collect()
+}
+
+#[test]
+fn events_carry_the_envelope_and_attribute_precedence() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    let child = client.with(&attrs!["region" => "us", "tenant" => "acme"]);
+    child.record(
+        "behavioral",
+        "login-start",
+        &attrs!["tenant" => "globex", "plan" => "pro", "seats" => 3, "trial" => false],
+    );
+    client.record("behavioral", "app-start", &[]);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let values = mem.values();
+    assert_eq!(values.len(), 2);
+    let login = &values
+        .iter()
+        .find(|v| v["event_name"] == "login-start")
+        .unwrap();
+    assert_eq!(login["event_type"], "behavioral");
+    assert_eq!(login["service_name"], "test-svc");
+    assert_eq!(login["service_version"], "1.2.3");
+    assert_eq!(login["region"], "us", "child beats client");
+    assert_eq!(login["tenant"], "globex", "call beats child");
+    assert_eq!(login["plan"], "pro");
+    assert_eq!(login["seats"], 3);
+    assert_eq!(login["trial"], false);
+    let id = uuid::Uuid::parse_str(login["event_id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    let t = login["event_time"].as_str().unwrap();
+    assert_eq!(t.len(), 24);
+    assert!(beacon::schema::parse_rfc3339_ms(t).is_some());
+    // The raw text has no duplicate keys.
+    let raw = mem
+        .items()
+        .into_iter()
+        .find(|i| i.event_name() == "login-start")
+        .unwrap();
+    assert_eq!(raw.json().matches("\"region\"").count(), 1);
+    assert_eq!(raw.json().matches("\"tenant\"").count(), 1);
+    let app = values
+        .iter()
+        .find(|v| v["event_name"] == "app-start")
+        .unwrap();
+    assert_eq!(app["region"], "eu");
+    // Every item is valid in the shared schema.
+    for v in &values {
+        beacon::schema::validate_object(v.as_object().unwrap(), 32 * 1024).unwrap();
+    }
+}
+
+#[test]
+fn record_raw_validates_and_names_the_problem() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    let ok = serde_json::json!({"event_id":"proxy-1","event_time":"2026-11-22T03:19:30+01:00","event_type":"behavioral","event_name":"x","k":1});
+    client.record_raw(&ok).unwrap();
+    let bad = serde_json::json!({"event_id":"proxy-2","event_time":"nope","event_type":"behavioral","event_name":"x"});
+    let err = client.record_raw(&bad).unwrap_err();
+    assert_eq!(err.to_string(), "field event_time: not RFC 3339");
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let values = mem.values();
+    let raw = values.iter().find(|v| v["event_id"] == "proxy-1").unwrap();
+    assert_eq!(raw["event_time"], "2026-11-22T02:19:30.000Z");
+    assert!(
+        raw.get("service_name").is_none(),
+        "raw items are not enriched"
+    );
+    assert_eq!(client.stats().dropped.invalid, 1);
+}
+
+#[test]
+fn invalid_records_are_counted_not_sent() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    client.record("Bad Type", "x", &[]);
+    client.record("behavioral", "", &[]);
+    client.record("behavioral", "x", &attrs!["event_source" => "reserved"]);
+    client.counter("", 1.0, &[]);
+    assert_eq!(client.stats().dropped.invalid, 4);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let values = mem.values();
+    let reports = of_type(&values, "client_report");
+    assert_eq!(values.len(), 1, "only the client report: {values:?}");
+    assert_eq!(reports[0]["dropped_invalid"], 4);
+}
+
+#[test]
+fn counters_gauges_and_histograms_are_exact_across_threads() {
+    let mem = MemoryTransport::new();
+    let client = Client::builder()
+        .transport(mem.clone())
+        .batch_config(slow_ticks())
+        .histogram_bounds("latency", &[10.0, 100.0])
+        .build()
+        .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..10_000u64 {
+                    c.counter(
+                        "hits",
+                        1.0,
+                        &attrs!["route" => if i % 2 == 0 { "/a" } else { "/b" }],
+                    );
+                    c.histogram("latency", (i % 200) as f64, &[]);
+                }
+                c.gauge("temp", t as f64, &attrs!["thread" => t]);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let values = mem.values();
+    let metric = |name: &str, pred: &dyn Fn(&Json) -> bool| -> Vec<Json> {
+        values
+            .iter()
+            .filter(|v| v["event_name"] == name && pred(v))
+            .cloned()
+            .collect()
+    };
+    let a = metric("hits", &|v| v["route"] == "/a");
+    let b = metric("hits", &|v| v["route"] == "/b");
+    assert_eq!((a.len(), b.len()), (1, 1), "one item per series");
+    assert_eq!(a[0]["metric_type"], "counter");
+    assert_eq!(a[0]["value"], 40_000);
+    assert_eq!(b[0]["value"], 40_000);
+    let h = metric("latency", &|_| true);
+    assert_eq!(h.len(), 1);
+    let h = &h[0];
+    assert_eq!(h["count"], 80_000);
+    // Each thread: i % 200 over 10 000 values = 50 rounds of 0..200.
+    assert_eq!(h["sum"], 8 * 50 * (0..200).sum::<u64>());
+    assert_eq!(h["min"], 0);
+    assert_eq!(h["max"], 199);
+    assert_eq!(h["bounds"], serde_json::json!([10, 100]));
+    // (-inf,10] holds 0..=10 (11 values), (10,100] 11..=100 (90), the rest 99 values.
+    assert_eq!(
+        h["bucket_counts"],
+        serde_json::json!([8 * 50 * 11, 8 * 50 * 90, 8 * 50 * 99])
+    );
+    let temps = metric("temp", &|_| true);
+    assert_eq!(temps.len(), 8);
+    assert!(temps
+        .iter()
+        .all(|g| g["metric_type"] == "gauge" && g["value"] == g["thread"]));
+    // Aggregates reset after they are sent.
+    mem.clear();
+    client.counter("hits", 2.0, &attrs!["route" => "/a"]);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["value"], 2);
+}
+
+#[test]
+fn usage_buckets_close_on_the_timer_with_exact_sums() {
+    let mem = MemoryTransport::new();
+    let client = Client::builder()
+        .transport(mem.clone())
+        .usage_granularity(Duration::from_secs(1))
+        .batch_config(BatchConfig {
+            flush_interval: Duration::from_millis(100),
+            ..BatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5_000 {
+                    c.usage("relay", "transactions", 3, UsageUnit::Bytes);
+                    c.usage("relay", "spans", 1, UsageUnit::Milliseconds);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Nobody records any more: the ticker alone must close the buckets.
+    wait_for("usage items", || {
+        let v = mem.values();
+        let sum = |feature: &str| -> u64 {
+            of_type(&v, "usage")
+                .iter()
+                .filter(|u| u["app_feature"] == feature)
+                .map(|u| u["amount"].as_u64().unwrap())
+                .sum()
+        };
+        sum("transactions") == 60_000 && sum("spans") == 20_000
+    });
+    for u in of_type(&mem.values(), "usage") {
+        let start = beacon::schema::parse_rfc3339_ms(u["event_time"].as_str().unwrap()).unwrap();
+        assert_eq!(start % 1000, 0, "event_time is the bucket start");
+        assert_eq!(u["granularity_s"], 1);
+        assert!(u["unit"] == "bytes" || u["unit"] == "milliseconds");
+    }
+}
+
+#[test]
+fn usage_sums_survive_a_failed_delivery() {
+    let mem = MemoryTransport::new();
+    let client = Client::builder()
+        .transport(mem.clone())
+        .retry_policy(quick_retry())
+        .usage_granularity(Duration::from_secs(1))
+        .batch_config(slow_ticks())
+        .build()
+        .unwrap();
+    client.usage("db", "reports", 700, UsageUnit::Milliseconds);
+    mem.fail_next((0..2).map(|_| SendError::retry("intake down")));
+    std::thread::sleep(Duration::from_millis(1100));
+    let first = client.flush_blocking(Duration::from_secs(5));
+    assert!(first.is_err(), "delivery failed this round: {first:?}");
+    client.usage("db", "reports", 300, UsageUnit::Milliseconds);
+    client.shutdown_blocking(Duration::from_secs(5)).unwrap();
+    let total: u64 = of_type(&mem.values(), "usage")
+        .iter()
+        .map(|u| u["amount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1000);
+}
+
+#[test]
+fn idle_timer_flushes_without_new_records() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            flush_interval: Duration::from_millis(50),
+            ..BatchConfig::default()
+        },
+    );
+    client.record("behavioral", "only-one", &[]);
+    wait_for("the idle flush", || mem.values().len() == 1);
+    assert!(client.stats().last_flush_unix_ms.is_some());
+}
+
+#[test]
+fn a_full_batch_is_sent_without_waiting_for_the_interval() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_batch_size: 10,
+            ..slow_ticks()
+        },
+    );
+    for i in 0..25 {
+        client.record("behavioral", "e", &attrs!["i" => i]);
+    }
+    wait_for("two full batches", || mem.batches().len() >= 2);
+    assert!(mem.batches().iter().all(|b| b.len() == 10));
+    assert_eq!(client.stats().queued_items, 5);
+}
+
+#[test]
+fn shutdown_and_drop_flush_everything() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    client.record("behavioral", "a", &[]);
+    client.usage("r", "f", 5, UsageUnit::Bytes);
+    client.shutdown_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    assert_eq!(of_type(&v, "behavioral").len(), 1);
+    assert_eq!(
+        of_type(&v, "usage").len(),
+        1,
+        "open buckets are emitted at shutdown"
+    );
+    client.record("behavioral", "after", &[]);
+    assert_eq!(
+        client.flush_blocking(Duration::from_secs(1)),
+        Err(beacon::FlushError::Closed)
+    );
+
+    let mem2 = MemoryTransport::new();
+    {
+        let client = client_with(&mem2, slow_ticks());
+        let child = client.with(&attrs!["k" => "v"]);
+        child.record("behavioral", "b", &[]);
+        drop(client);
+        assert!(mem2.values().is_empty(), "a child still holds the pipeline");
+        drop(child);
+    }
+    assert_eq!(mem2.values().len(), 1, "dropping the last handle flushed");
+}
+
+#[test]
+fn queue_bound_drops_are_counted_exactly_and_reported() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_queue_items: 100,
+            ..slow_ticks()
+        },
+    );
+    // The intake stays down for the first round.
+    mem.fail_next((0..2).map(|_| SendError::retry("503")));
+    for i in 0..150 {
+        client.record("behavioral", "e", &attrs!["i" => i]);
+    }
+    assert_eq!(client.stats().dropped.queue_full, 50);
+    assert!(client.flush_blocking(Duration::from_secs(5)).is_err());
+    assert_eq!(
+        client.stats().queued_items,
+        100,
+        "nothing lost within the bound"
+    );
+    // Back up: everything queued arrives, and a report says what was dropped.
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    let events = of_type(&v, "behavioral");
+    assert_eq!(events.len(), 100);
+    let mut seen: Vec<i64> = events.iter().map(|e| e["i"].as_i64().unwrap()).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..100).collect::<Vec<_>>(),
+        "the first 100 kept, in order"
+    );
+    let reports = of_type(&v, "client_report");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["dropped_queue_full"], 50);
+    assert_eq!(reports[0]["service_name"], "test-svc");
+    // Reported counts are not reported twice.
+    mem.clear();
+    client.record("behavioral", "later", &[]);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    assert!(of_type(&mem.values(), "client_report").is_empty());
+}
+
+#[test]
+fn byte_bound_and_drop_oldest() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_queue_items: 10,
+            overflow: Overflow::DropOldest,
+            max_item_bytes: 1024,
+            ..slow_ticks()
+        },
+    );
+    for i in 0..15 {
+        client.record("behavioral", "e", &attrs!["i" => i]);
+    }
+    client.record("behavioral", "huge", &attrs!["blob" => "x".repeat(2000)]);
+    let s = client.stats();
+    assert_eq!(s.dropped.queue_full, 5);
+    assert_eq!(s.dropped.too_large, 1);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let mut kept: Vec<i64> = of_type(&mem.values(), "behavioral")
+        .iter()
+        .map(|e| e["i"].as_i64().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, (5..15).collect::<Vec<_>>(), "the oldest were dropped");
+
+    let mem = MemoryTransport::new();
+    let one = client_with(&mem, BatchConfig::default());
+    one.record("behavioral", "probe", &[]);
+    one.flush_blocking(Duration::from_secs(5)).unwrap();
+    let size = mem.items()[0].len();
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_memory_bytes: size * 3 + 10,
+            ..slow_ticks()
+        },
+    );
+    for _ in 0..5 {
+        client.record("behavioral", "probe", &[]);
+    }
+    assert_eq!(
+        client.stats().dropped.queue_full,
+        2,
+        "bounded by exact encoded bytes"
+    );
+    assert!(client.stats().queued_bytes <= size * 3 + 10);
+}
+
+#[test]
+fn permanent_failures_are_counted_as_delivery_failed() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    mem.fail_next([SendError::give_up("400 bad request")]);
+    for _ in 0..3 {
+        client.record("behavioral", "e", &[]);
+    }
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    assert_eq!(client.stats().dropped.delivery_failed, 3);
+    client.record("behavioral", "next", &[]);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    assert_eq!(
+        of_type(&v, "client_report")[0]["dropped_delivery_failed"],
+        3
+    );
+}
+
+#[test]
+fn sampling_timers_and_incr() {
+    let mem = MemoryTransport::new();
+    let client = Client::builder()
+        .transport(mem.clone())
+        .batch_config(slow_ticks())
+        .sample_rate_for("behavioral", 0.0)
+        .disable_timer("noisy")
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        client.record("behavioral", "dropped-by-sampling", &[]);
+    }
+    {
+        let _t = client.timer("db.query");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(client.timer("noisy"));
+    let out = client.time("closure", || 7);
+    assert_eq!(out, 7);
+    drop(client.timer_sampled("never", 0.0));
+    client.incr_sampled("jobs", 5, 1.0);
+    client.incr_sampled("never-incr", 5, 0.0);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    assert!(of_type(&v, "behavioral").is_empty());
+    let timer = v.iter().find(|x| x["event_name"] == "db.query").unwrap();
+    assert_eq!(timer["metric_type"], "timer");
+    assert_eq!(timer["rate"], 1);
+    assert!(timer["value"].as_f64().unwrap() >= 20.0);
+    assert!(v.iter().any(|x| x["event_name"] == "closure"));
+    assert!(!v.iter().any(|x| x["event_name"] == "noisy"
+        || x["event_name"] == "never"
+        || x["event_name"] == "never-incr"));
+    let incr = v.iter().find(|x| x["event_name"] == "jobs").unwrap();
+    assert_eq!(
+        (incr["metric_type"].as_str(), incr["value"].as_i64()),
+        (Some("incr"), Some(5))
+    );
+    assert_eq!(client.stats().dropped.sampled_out, 12);
+    assert_eq!(of_type(&v, "client_report")[0]["dropped_sampled_out"], 12);
+}
+
+#[test]
+fn half_sampled_timer_writes_its_rate() {
+    let mem = MemoryTransport::new();
+    let client = Client::builder()
+        .transport(mem.clone())
+        .batch_config(slow_ticks())
+        .build()
+        .unwrap();
+    for _ in 0..400 {
+        drop(client.timer_sampled("t", 0.5));
+    }
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let timers: Vec<_> = mem
+        .values()
+        .into_iter()
+        .filter(|x| x["event_name"] == "t")
+        .collect();
+    assert!(timers.iter().all(|t| t["rate"] == 0.5));
+    // 400 draws at p = 0.5: outside 120..=280 has probability < 1e-15.
+    assert!((120..=280).contains(&timers.len()), "{}", timers.len());
+    assert_eq!(
+        client.stats().dropped.sampled_out as usize,
+        400 - timers.len()
+    );
+}
+
+#[test]
+fn spans_logs_and_traceparent() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    let remote =
+        SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap();
+    let outgoing;
+    {
+        let mut root = client.span_with_parent("GET /pay", &remote);
+        root.set_attr("http.method", "GET").set_attr("retries", 2);
+        {
+            let mut child = client.span("db.query");
+            client.log(Level::Warn, "slow query", &attrs!["table" => "orders"]);
+            child.set_status(SpanStatus::Error("timeout".into()));
+            outgoing = child.traceparent();
+        }
+        root.set_status(SpanStatus::Ok);
+    }
+    client.log(Level::Info, "outside", &[]);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    let spans = of_type(&v, "span");
+    assert_eq!(spans.len(), 2);
+    let root = spans
+        .iter()
+        .find(|s| s["event_name"] == "GET /pay")
+        .unwrap();
+    let child = spans
+        .iter()
+        .find(|s| s["event_name"] == "db.query")
+        .unwrap();
+    assert_eq!(root["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(root["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(child["trace_id"], root["trace_id"]);
+    assert_eq!(child["parent_span_id"], root["span_id"]);
+    assert_eq!(root["status"], "ok");
+    assert_eq!(
+        (child["status"].as_str(), child["status_message"].as_str()),
+        (Some("error"), Some("timeout"))
+    );
+    assert_eq!(root["http.method"], "GET");
+    assert_eq!(root["retries"], 2);
+    assert!(root["duration_ms"].as_f64().unwrap() >= child["duration_ms"].as_f64().unwrap());
+    assert_eq!(root["span_id"].as_str().unwrap().len(), 16);
+    let parsed = SpanContext::from_traceparent(&outgoing).unwrap();
+    assert_eq!(parsed.span_id_hex(), child["span_id"].as_str().unwrap());
+    let logs = of_type(&v, "log");
+    let warn = logs.iter().find(|l| l["message"] == "slow query").unwrap();
+    assert_eq!(warn["level"], "warn");
+    assert_eq!(warn["table"], "orders");
+    assert_eq!(
+        warn["span_id"], child["span_id"],
+        "a log carries the active span"
+    );
+    assert_eq!(warn["trace_id"], child["trace_id"]);
+    let outside = logs.iter().find(|l| l["message"] == "outside").unwrap();
+    assert!(outside.get("trace_id").is_none());
+    assert!(Client::current_span().is_none());
+}
+
+#[test]
+fn rollup_reports_deltas_and_survives_failing_traits() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            flush_interval: Duration::from_millis(50),
+            ..BatchConfig::default()
+        },
+    );
+    let queries = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicU64::new(0));
+    let (q, c) = (queries.clone(), calls.clone());
+    queries.fetch_add(5, Ordering::SeqCst); // before start: part of the baseline
+    client.start_reporter(
+        Reporter::new("environmentd")
+            .interval(Duration::from_millis(300))
+            .statistic("queries", move || q.load(Ordering::SeqCst))
+            .traits(move || {
+                // Every second read fails.
+                if c.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+                    Err("catalog unavailable".into())
+                } else {
+                    Ok(vec![("active".into(), Value::from(3))])
+                }
+            }),
+    );
+    // Bump the statistic a known amount in each of the first three intervals.
+    let mut expected = Vec::new();
+    for n in [7u64, 11, 13] {
+        queries.fetch_add(n, Ordering::SeqCst);
+        expected.push(n);
+        let want = expected.len();
+        wait_for("a roll-up", || {
+            mem.values()
+                .iter()
+                .filter(|v| v["event_type"] == "rollup" && v["event_name"] == "environmentd")
+                .count()
+                >= want
+        });
+    }
+    let v = mem.values();
+    let rollups: Vec<_> = v
+        .iter()
+        .filter(|x| x["event_type"] == "rollup" && x["event_name"] == "environmentd")
+        .collect();
+    let deltas: Vec<u64> = rollups
+        .iter()
+        .take(3)
+        .map(|r| r["queries"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        deltas, expected,
+        "deltas since the last report, never folded"
+    );
+    assert_eq!(rollups[0]["active"], 3, "traits merged into the roll-up");
+    assert!(
+        rollups[1].get("active").is_none(),
+        "failed traits read: skipped"
+    );
+    let traits = v
+        .iter()
+        .filter(|x| x["event_type"] == "rollup" && x["event_name"] == "traits")
+        .count();
+    assert!(
+        traits >= 2 && traits < rollups.len() + 1,
+        "one traits item per successful read"
+    );
+}
+
+#[test]
+fn noop_client_does_nothing() {
+    let c = Client::noop();
+    c.record("behavioral", "x", &[]);
+    c.counter("c", 1.0, &[]);
+    drop(c.span("s"));
+    assert_eq!(c.stats().accepted, 0);
+    assert!(c.flush_blocking(Duration::from_millis(10)).is_err());
+}
+
+#[test]
+fn config_errors_name_the_problem() {
+    let err = Client::builder().build().unwrap_err();
+    assert!(err.to_string().contains("no transport"));
+    let err = Client::builder()
+        .transport(MemoryTransport::new())
+        .attr("event_x", 1)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "attribute \"event_x\": the event_ prefix is reserved"
+    );
+    let err = Client::builder()
+        .transport(MemoryTransport::new())
+        .sample_rate(1.5)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("between 0 and 1"));
+    let err = Client::builder()
+        .transport(MemoryTransport::new())
+        .batch_config(BatchConfig {
+            max_batch_size: 0,
+            ..BatchConfig::default()
+        })
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("max_batch_size"));
+}
+
+#[test]
+fn eight_threads_of_many_events_all_arrive_once() {
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            flush_interval: Duration::from_millis(100),
+            max_queue_items: 1_000_000,
+            max_memory_bytes: 1 << 30,
+            ..BatchConfig::default()
+        },
+    );
+    const PER: u64 = 100_000;
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    c.record("behavioral", "e", &attrs!["n" => t * PER + i]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    client.flush_blocking(Duration::from_secs(60)).unwrap();
+    let items = mem.items();
+    assert_eq!(client.stats().dropped.total(), 0);
+    assert_eq!(items.len() as u64, 8 * PER);
+    let mut seen = vec![false; (8 * PER) as usize];
+    let mut ids = std::collections::HashSet::new();
+    for it in &items {
+        let v = it.to_value();
+        let n = v["n"].as_u64().unwrap() as usize;
+        assert!(!seen[n], "event {n} twice");
+        seen[n] = true;
+        assert!(ids.insert(it.event_id().to_owned()), "unique event ids");
+    }
+}
