@@ -246,6 +246,7 @@ pub(crate) struct Pipeline {
     delivered: AtomicU64,
     batches_sent: AtomicU64,
     batches_failed: AtomicU64,
+    requeues: AtomicU64,
     last_flush_ms: AtomicU64,
     transports: Vec<Box<dyn Transport>>,
     retry: RetryPolicy,
@@ -292,6 +293,7 @@ impl Pipeline {
             delivered: AtomicU64::new(0),
             batches_sent: AtomicU64::new(0),
             batches_failed: AtomicU64::new(0),
+            requeues: AtomicU64::new(0),
             last_flush_ms: AtomicU64::new(0),
             transports,
             retry,
@@ -490,6 +492,7 @@ impl Pipeline {
                 }
                 q.bytes += bytes;
                 drop(q);
+                self.requeues.fetch_add(1, Ordering::AcqRel);
                 self.batches_failed.fetch_add(1, Ordering::Relaxed);
                 true
             }
@@ -533,6 +536,7 @@ impl Pipeline {
     /// already in flight. Each batch gets one run of the retry policy.
     pub(crate) async fn flush(&self, final_: bool) -> Result<(), FlushError> {
         self.collect(final_);
+        let requeues_before = self.requeues.load(Ordering::Acquire);
         let budget = lock(&self.queue).items.len();
         let ok = self.drain(false, budget).await;
         // Wait for batches the background task has in flight.
@@ -544,13 +548,12 @@ impl Pipeline {
             self.done.wait(seen).await;
         }
         let left = self.pending();
-        if ok && left == 0 {
+        // A batch of the background task that went back to the queue meanwhile counts too;
+        // items merely recorded while flushing do not make the flush fail.
+        if ok && self.requeues.load(Ordering::Acquire) == requeues_before {
             Ok(())
-        } else if !ok {
-            Err(FlushError::Pending { items: left.max(1) })
         } else {
-            // Items recorded while flushing: they go out with the next batch.
-            Ok(())
+            Err(FlushError::Pending { items: left.max(1) })
         }
     }
 
@@ -666,7 +669,7 @@ impl Pipeline {
         let mut bytes = 0;
         let mut n = 0;
         for it in q.items.iter() {
-            if bytes + it.len() + 1 > max_bytes || n >= self.cfg.max_batch_size {
+            if bytes + it.len() >= max_bytes || n >= self.cfg.max_batch_size {
                 break;
             }
             bytes += it.len() + 1;
