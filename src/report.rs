@@ -73,10 +73,10 @@ impl Reporter {
         self,
         pipeline: Arc<Pipeline>,
         ctx: Arc<Ctx>,
-    ) -> impl std::future::Future<Output = ()> + Send {
+    ) -> rt::BoxFuture<'static, ()> {
         let baseline = self.read_stats();
         let since = rt::now_unix_ms();
-        self.run(pipeline, ctx, baseline, since)
+        Box::pin(self.run(pipeline, ctx, baseline, since))
     }
 
     async fn run(

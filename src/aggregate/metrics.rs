@@ -41,14 +41,17 @@ struct Series {
     agg: Agg,
 }
 
+/// Picks the histogram boundaries for a metric name.
+pub(crate) type BoundsFn = Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>;
+
 /// Counters, gauges and histograms, summed per (name, attributes) between emissions.
 pub(crate) struct Metrics {
     series: Mutex<HashedMap<Series>>,
-    bounds: Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>,
+    bounds: BoundsFn,
 }
 
 impl Metrics {
-    pub(crate) fn new(bounds: Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>) -> Self {
+    pub(crate) fn new(bounds: BoundsFn) -> Self {
         Metrics {
             series: Mutex::new(HashedMap::default()),
             bounds,
