@@ -16,6 +16,8 @@ pub mod auth;
 pub mod body;
 pub mod forward;
 pub mod inspect;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod send;
 pub mod server;

@@ -118,6 +118,9 @@ struct ServeArgs {
     /// Seconds to finish in-flight requests and flush the forward queue on SIGINT/SIGTERM.
     #[arg(long, env = "BEACON_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     shutdown_timeout: u64,
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    kafka: beacon_intake::kafka::KafkaArgs,
 }
 
 #[derive(Args)]
@@ -210,7 +213,13 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             max_backoff: Duration::from_millis(a.forward_max_backoff_ms),
         }),
         shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
+        #[cfg(feature = "kafka")]
+        kafka: a.kafka.config()?,
     };
+    #[cfg(feature = "kafka")]
+    if cfg.kafka.is_some() && cfg.forward.is_some() {
+        return Err("choose one sink: --kafka-brokers or --forward".into());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

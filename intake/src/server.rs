@@ -82,6 +82,9 @@ pub struct ServeConfig {
     pub sync: SyncMode,
     /// Proxy mode: forward instead of storing.
     pub forward: Option<ForwardConfig>,
+    /// Kafka mode: produce to Kafka instead of storing (stateless).
+    #[cfg(feature = "kafka")]
+    pub kafka: Option<crate::kafka::KafkaSinkConfig>,
     /// How long shutdown waits for in-flight requests and the forward queue.
     pub shutdown_timeout: Duration,
 }
@@ -102,6 +105,8 @@ impl Default for ServeConfig {
             max_pending_items: 200_000,
             sync: SyncMode::Full,
             forward: None,
+            #[cfg(feature = "kafka")]
+            kafka: None,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -138,6 +143,8 @@ impl ServeConfig {
 enum Sink {
     Store(Store),
     Forward(Forwarder),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::kafka::KafkaSink),
 }
 
 /// Token buckets per identity.
@@ -472,6 +479,21 @@ async fn handle_events(st: &AppState, req: Request) -> Result<Response, Fail> {
                 duplicates: 0,
             }
         }
+        #[cfg(feature = "kafka")]
+        Sink::Kafka(k) => k.insert(&valid).await.map_err(|e| {
+            st.metrics.add_sink_error();
+            match e {
+                crate::kafka::KafkaSinkError::Busy { retry_after, .. } => Fail::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "kafka_busy",
+                    e.to_string(),
+                )
+                .retry_after(retry_after),
+                crate::kafka::KafkaSinkError::Refused(_) => {
+                    Fail::new(StatusCode::BAD_REQUEST, "kafka_refused", e.to_string())
+                }
+            }
+        })?,
     };
     st.metrics.add_accepted(result.accepted as u64);
     st.metrics.add_duplicates(result.duplicates as u64);
@@ -506,6 +528,8 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
             json!({"status": "ok", "sink": "sqlite", "path": s.path().display().to_string(), "pending_items": s.pending()})
         }
         Sink::Forward(f) => json!({"status": "ok", "sink": "forward", "queued_items": f.held()}),
+        #[cfg(feature = "kafka")]
+        Sink::Kafka(k) => json!({"status": "ok", "sink": "kafka", "in_flight": k.in_flight()}),
     };
     json_response(StatusCode::OK, mode)
 }
@@ -544,6 +568,12 @@ async fn metrics(
                 ),
             ]
         }
+        #[cfg(feature = "kafka")]
+        Sink::Kafka(k) => vec![(
+            "beacon_intake_kafka_in_flight_messages",
+            "Messages produced to Kafka and not yet acknowledged.",
+            k.in_flight() as f64,
+        )],
     };
     let mut r = st.metrics.render(&extra).into_response();
     r.headers_mut().insert(
@@ -583,7 +613,23 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> Result<(), String> {
     cfg.check()?;
+    #[cfg(feature = "kafka")]
+    let mut kafka = match cfg.kafka.clone() {
+        Some(k) => Some((
+            k.brokers.clone(),
+            // Connecting checks the brokers and topics: it blocks for up to 10 s.
+            tokio::task::spawn_blocking(move || crate::kafka::KafkaSink::connect(&k))
+                .await
+                .map_err(|e| e.to_string())??,
+        )),
+        None => None,
+    };
     let (sink, sink_desc) = match &cfg.forward {
+        #[cfg(feature = "kafka")]
+        _ if kafka.is_some() => {
+            let (brokers, k) = kafka.take().expect("checked");
+            (Sink::Kafka(k), format!("kafka {brokers}"))
+        }
         Some(f) => (
             Sink::Forward(Forwarder::new(f)?),
             format!("forward to {}", f.url),
@@ -640,6 +686,8 @@ pub async fn run(
             .await
             .map_err(|e| e.to_string()),
         Some(Sink::Forward(fwd)) => fwd.shutdown(timeout).await,
+        #[cfg(feature = "kafka")]
+        Some(Sink::Kafka(k)) => k.shutdown(timeout).await,
         None => Ok(()),
     };
     served.and(flushed)
