@@ -523,8 +523,7 @@ impl Client {
             s.pipeline.drop_items(DropReason::Invalid, 1);
             return;
         }
-        s.metrics
-            .observe(kind, name, &self.ctx, attrs, value, rt::now_unix_ms());
+        s.metrics.observe(kind, name, &self.ctx, attrs, value);
     }
 
     /// Adds to a counter; summed per (name, attributes) and emitted once per flush interval.

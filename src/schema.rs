@@ -482,15 +482,27 @@ pub fn validate_str(text: &str, max_item_bytes: usize) -> Result<String, SchemaE
 }
 
 /// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace).
-pub fn write_header(out: &mut String, id: &str, time_ms: u64, ty: &str, name: &str) {
+/// Returns the byte ranges of the type's and the name's text (inside their quotes).
+pub fn write_header(
+    out: &mut String,
+    id: &str,
+    time_ms: u64,
+    ty: &str,
+    name: &str,
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     out.push_str("{\"event_id\":");
     write_json_str(out, id);
     out.push_str(",\"event_time\":\"");
     write_rfc3339_ms(out, time_ms);
     out.push_str("\",\"event_type\":");
+    let t0 = out.len() + 1;
     write_json_str(out, ty);
+    let t1 = out.len() - 1;
     out.push_str(",\"event_name\":");
+    let n0 = out.len() + 1;
     write_json_str(out, name);
+    let n1 = out.len() - 1;
+    (t0..t1, n0..n1)
 }
 
 /// Writes `s` as a JSON string literal, quotes included.

@@ -67,7 +67,6 @@ impl Metrics {
         ctx: &Arc<Ctx>,
         attrs: &Attrs<'_>,
         value: f64,
-        now_ms: u64,
     ) {
         let mut h = FxHasher::default();
         kind.hash(&mut h);
@@ -96,7 +95,7 @@ impl Metrics {
                 name: name.into(),
                 ctx: ctx.clone(),
                 attrs: to_owned_attrs(attrs),
-                since_ms: now_ms,
+                since_ms: crate::rt::now_unix_ms(),
                 agg: match kind {
                     MetricKind::Counter => Agg::Counter(0.0),
                     MetricKind::Gauge => Agg::Gauge(0.0),

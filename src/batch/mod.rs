@@ -693,7 +693,7 @@ impl Pipeline {
             let counts: [u64; 5] =
                 std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
             let item = (self.report)(&DropCounts::from_array(counts));
-            if bytes + item.len() + 1 <= max_bytes {
+            if bytes + item.len() < max_bytes {
                 q.report_inflight = true;
                 report = Some(counts);
                 items.push(item);

@@ -18,9 +18,13 @@ impl Item {
     /// Starts an item: writes the envelope's required fields into a new buffer.
     /// Finish it with [`ItemWriter::finish`].
     pub(crate) fn writer(id: &str, time_ms: u64, ty: &str, name: &str) -> ItemWriter {
-        let mut json = String::with_capacity(192);
-        write_header(&mut json, id, time_ms, ty, name);
-        let item = Item::locate(json);
+        let mut json = String::with_capacity(256);
+        let (t, n) = write_header(&mut json, id, time_ms, ty, name);
+        let item = Item {
+            json,
+            ty: (t.start as u32, t.end as u32),
+            name: (n.start as u32, n.end as u32),
+        };
         ItemWriter { item }
     }
 
