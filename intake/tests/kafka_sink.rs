@@ -38,7 +38,12 @@ fn post(url: &str, body: String) -> (u16, Option<String>, serde_json::Value) {
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
-    (status, retry, r.json().unwrap_or(serde_json::Value::Null))
+    let text = r.text().unwrap_or_default();
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[test]
