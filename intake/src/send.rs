@@ -191,16 +191,17 @@ pub fn send(events: &[Value], opts: &SendOptions) -> Result<String, String> {
         ));
     }
     let last = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let s = if n == 1 { "" } else { "s" };
     Err(match last {
         Some(SendError::GiveUp { reason }) => {
             format!("the intake refused the events: {reason}")
         }
         Some(SendError::Retry { reason, .. }) => format!(
-            "could not deliver {n} events to {} after {} attempts: {reason}",
+            "could not deliver {n} event{s} to {} after {} attempts: {reason}",
             opts.url, opts.attempts
         ),
         None => format!(
-            "could not deliver {n} events to {} within {} s",
+            "could not deliver {n} event{s} to {} within {} s",
             opts.url,
             opts.timeout.as_secs()
         ),
