@@ -29,6 +29,8 @@ pub mod report;
 pub mod rt;
 pub mod schema;
 pub mod transport;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use batch::{BatchConfig, DropCounts, DropReason, FlushError, Overflow, Stats};
 pub use client::{Client, ClientBuilder, ConfigError, RecordError, Span, Timer};

@@ -50,6 +50,47 @@ pub fn is_offline() -> bool {
     )
 }
 
+/// Bytes of request bodies a page may have in flight with `keepalive` (browsers allow 64 KiB
+/// in all; a little is left for the requests' other parts).
+pub const KEEPALIVE_BUDGET: usize = 60 * 1024;
+
+thread_local! {
+    static KEEPALIVE_INFLIGHT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Reserves `n` bytes of the keepalive budget; `false` (nothing reserved) if they do not fit.
+/// Release them with [`keepalive_release`] when the request settles.
+pub fn keepalive_reserve(n: usize) -> bool {
+    KEEPALIVE_INFLIGHT.with(|c| {
+        let used = c.get();
+        if used + n <= KEEPALIVE_BUDGET {
+            c.set(used + n);
+            true
+        } else {
+            false
+        }
+    })
+}
+
+/// Bytes of the keepalive budget not reserved now.
+pub fn keepalive_available() -> usize {
+    KEEPALIVE_INFLIGHT.with(|c| KEEPALIVE_BUDGET.saturating_sub(c.get()))
+}
+
+/// Returns `n` bytes to the keepalive budget.
+pub fn keepalive_release(n: usize) {
+    KEEPALIVE_INFLIGHT.with(|c| c.set(c.get().saturating_sub(n)));
+}
+
+/// Releases its bytes when the request settles (or its future is dropped).
+struct KeepaliveGuard(usize);
+
+impl Drop for KeepaliveGuard {
+    fn drop(&mut self) {
+        keepalive_release(self.0);
+    }
+}
+
 /// The target's HTTP client: the global `fetch` (works in windows and workers).
 #[derive(Clone, Debug, Default)]
 pub struct HttpClient {}
@@ -68,7 +109,11 @@ impl HttpClient {
             }
             let init = web_sys::RequestInit::new();
             init.set_method("POST");
-            if req.keepalive {
+            // Every request that fits the page's keepalive budget is sent with keepalive, so
+            // a batch in flight when the tab closes still arrives.
+            let reserved = keepalive_reserve(req.body.len());
+            let _release = KeepaliveGuard(if reserved { req.body.len() } else { 0 });
+            if req.keepalive || reserved {
                 Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)
                     .map_err(js_err)?;
             }

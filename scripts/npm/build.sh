@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm run build`: the crate for wasm32 in the size-tuned `wasm` profile, the wasm-bindgen
+# glue (`--target web`: plain <script type="module">, Vite and esbuild alike), `wasm-opt -Oz`,
+# and the JS layer, into pkg/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target_dir="${CARGO_TARGET_DIR:-target}"
+cargo build --lib --target wasm32-unknown-unknown --profile wasm
+rm -rf pkg
+wasm-bindgen --target web --out-dir pkg --out-name beacon_core \
+  "$target_dir/wasm32-unknown-unknown/wasm/beacon.wasm"
+# Binaryen from npm (package-lock pins it): Debian's wasm-opt 108 cannot parse the
+# reference-types table instructions that wasm-bindgen 0.2.130 emits.
+# Rust's wasm32 target emits these post-MVP features; Binaryen must be told it may keep them.
+node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  -o pkg/beacon_core_bg.wasm.opt pkg/beacon_core_bg.wasm
+mv pkg/beacon_core_bg.wasm.opt pkg/beacon_core_bg.wasm
+cp js/index.js js/index.d.ts pkg/
+rm -f pkg/package.json pkg/.gitignore
+echo "built pkg/: $(ls pkg | tr '\n' ' ')"
