@@ -28,7 +28,11 @@ mod random;
 pub mod report;
 pub mod rt;
 pub mod schema;
+#[cfg(all(feature = "kafka", feature = "testing"))]
+pub mod tansu;
 pub mod transport;
+#[cfg(feature = "kafka")]
+pub mod usage_accountant;
 #[cfg(target_arch = "wasm32")]
 mod web;
 

@@ -118,7 +118,9 @@ pub enum KafkaSinkError {
 impl std::fmt::Display for KafkaSinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KafkaSinkError::Busy { reason, .. } => write!(f, "Kafka is busy, retry later: {reason}"),
+            KafkaSinkError::Busy { reason, .. } => {
+                write!(f, "Kafka is busy, retry later: {reason}")
+            }
             KafkaSinkError::Refused(r) => write!(f, "Kafka refused the items: {r}"),
         }
     }

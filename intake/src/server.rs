@@ -483,12 +483,10 @@ async fn handle_events(st: &AppState, req: Request) -> Result<Response, Fail> {
         Sink::Kafka(k) => k.insert(&valid).await.map_err(|e| {
             st.metrics.add_sink_error();
             match e {
-                crate::kafka::KafkaSinkError::Busy { retry_after, .. } => Fail::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "kafka_busy",
-                    e.to_string(),
-                )
-                .retry_after(retry_after),
+                crate::kafka::KafkaSinkError::Busy { retry_after, .. } => {
+                    Fail::new(StatusCode::SERVICE_UNAVAILABLE, "kafka_busy", e.to_string())
+                        .retry_after(retry_after)
+                }
                 crate::kafka::KafkaSinkError::Refused(_) => {
                     Fail::new(StatusCode::BAD_REQUEST, "kafka_refused", e.to_string())
                 }

@@ -93,7 +93,11 @@ fn acknowledged_events_are_all_in_kafka_once() {
         Duration::from_secs(60),
     )
     .unwrap();
-    assert_eq!(messages.len(), sent.len(), "one message per acknowledged event");
+    assert_eq!(
+        messages.len(),
+        sent.len(),
+        "one message per acknowledged event"
+    );
     let mut ids = HashSet::new();
     for m in &messages {
         let got: serde_json::Value = serde_json::from_slice(m.payload.as_deref().unwrap()).unwrap();

@@ -16,6 +16,9 @@ mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::*;
 
+#[cfg(all(feature = "kafka", target_arch = "wasm32"))]
+compile_error!("the `kafka` feature is native only: librdkafka cannot run in the browser");
+
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]

@@ -7,6 +7,8 @@ mod file;
 mod filter;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka;
 #[cfg(feature = "testing")]
 mod memory;
 mod noop;
@@ -23,6 +25,8 @@ pub use file::FileTransport;
 pub use filter::FilterTransport;
 #[cfg(feature = "http")]
 pub use http::{BodyFormat, HttpTransport, HttpTransportBuilder};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaConfig, KafkaRecord, KafkaStartError, KafkaTransport, DEFAULT_TOPIC};
 #[cfg(feature = "testing")]
 pub use memory::MemoryTransport;
 pub use noop::NoopTransport;
