@@ -32,19 +32,9 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 cargo test --target wasm32-unknown-unknown --test wasm
 
 echo "--- the core's tests on wasm32, in headless Chromium"
-profile="$(mktemp -d)"
-trap 'rm -rf "$profile"' EXIT
-cat > "$profile/webdriver.json" <<JSON
-{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--user-data-dir=$profile/chrome"]}}
-JSON
-(
-  cd "$profile"
-  # wasm-bindgen-test-runner reads webdriver.json from its working directory.
-  WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
-    cargo test --manifest-path "$OLDPWD/Cargo.toml" --target wasm32-unknown-unknown --test wasm
-)
+# wasm-bindgen-test-runner reads the Chromium flags from ./webdriver.json.
+WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+  cargo test --target wasm32-unknown-unknown --test wasm
 
 echo "--- JS tests of the package API (Node)"
 npm test
