@@ -1,0 +1,82 @@
+//! Set-up shared by the benchmarks: a Beacon client on a no-op transport and OpenTelemetry
+//! providers whose exporters only count what reaches them (so drops are observable).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::transport::NoopTransport;
+use beacon::{BatchConfig, Client, Stats};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
+};
+
+/// A Beacon client on the no-op transport with the default batching limits
+/// (100 000 items, 32 MiB, batches of 500 sent as soon as they are full).
+pub fn beacon_client() -> Client {
+    Client::builder()
+        .service_name("bench")
+        .transport(NoopTransport)
+        .batch_config(BatchConfig::default())
+        .build()
+        .expect("a valid client")
+}
+
+/// Flushes and returns the client's counters.
+pub fn beacon_settle(client: &Client) -> Stats {
+    if let Err(e) = client.flush_blocking(Duration::from_secs(30)) {
+        println!("beacon flush: {e}");
+    }
+    client.stats()
+}
+
+/// One line about what a Beacon client accepted, delivered and dropped.
+pub fn beacon_report(what: &str, s: &Stats) -> String {
+    let d = &s.dropped;
+    format!(
+        "{what}: accepted {}, delivered {}, queued {}, dropped {} \
+         (queue_full {}, too_large {}, invalid {}, sampled_out {}, delivery_failed {})",
+        s.accepted,
+        s.delivered,
+        s.queued_items + s.inflight_items,
+        d.total(),
+        d.queue_full,
+        d.too_large,
+        d.invalid,
+        d.sampled_out,
+        d.delivery_failed
+    )
+}
+
+/// A span exporter that counts the spans it receives and discards them.
+#[derive(Debug, Clone, Default)]
+pub struct CountingSpanExporter(pub Arc<AtomicU64>);
+
+impl SpanExporter for CountingSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// An OpenTelemetry tracer with the thread-based batch span processor (its default
+/// configuration: queue of 2048, batches of 512, 5 s delay) and a counting no-op exporter.
+pub fn otel_tracer() -> (SdkTracerProvider, SdkTracer, Arc<AtomicU64>) {
+    let exported = Arc::new(AtomicU64::new(0));
+    let processor = BatchSpanProcessor::builder(CountingSpanExporter(exported.clone())).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer("bench");
+    (provider, tracer, exported)
+}
+
+/// One line about how many of the spans offered reached the exporter.
+pub fn otel_report(what: &str, offered: u64, exported: u64) -> String {
+    format!(
+        "{what}: offered {offered}, exported {exported}, dropped {}",
+        offered.saturating_sub(exported)
+    )
+}

@@ -1,0 +1,90 @@
+//! Throughput: one thread offers items as fast as it can for 2 s into a pipeline whose
+//! exporter or transport does nothing; prints items/s and how many were dropped.
+//!
+//! `cargo bench --bench throughput`
+//!
+//! Beacon runs with its default limits (100 000 items, 32 MiB); OpenTelemetry's batch span
+//! processor with its defaults (a queue of 2048 spans). Without `--bench` (as under
+//! `cargo test --benches`) each run lasts 50 ms, to check that it works.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use beacon::attrs;
+use opentelemetry::trace::{Span as _, Tracer as _};
+use opentelemetry::KeyValue;
+
+/// Calls `op` until `run` has passed; returns the calls made and the seconds they took.
+fn offer_for(run: Duration, mut op: impl FnMut()) -> (u64, f64) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..1024 {
+            op();
+        }
+        n += 1024;
+        if start.elapsed() >= run {
+            return (n, start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn rate(what: &str, n: u64, secs: f64) {
+    println!(
+        "{what:<28} {n:>10} items in {secs:.3} s = {:>6.3} M items/s",
+        n as f64 / secs / 1e6
+    );
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let run = if bench_mode {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(50)
+    };
+
+    let client = common::beacon_client();
+    let (n, secs) = offer_for(run, || {
+        client.record(
+            "behavioral",
+            "login-start",
+            &attrs!["a" => "x", "b" => 2, "c" => true],
+        )
+    });
+    rate("beacon events (3 attrs)", n, secs);
+    let stats = common::beacon_settle(&client);
+    println!("  {}", common::beacon_report("beacon events", &stats));
+    drop(client);
+
+    let client = common::beacon_client();
+    let (n, secs) = offer_for(run, || {
+        let mut s = client.span("checkout");
+        s.set_attr("a", "x");
+        s.set_attr("b", 2);
+        s.set_attr("c", true);
+        s.end();
+    });
+    rate("beacon spans (3 attrs)", n, secs);
+    let stats = common::beacon_settle(&client);
+    println!("  {}", common::beacon_report("beacon spans", &stats));
+    drop(client);
+
+    let (provider, tracer, exported) = common::otel_tracer();
+    let (n, secs) = offer_for(run, || {
+        let mut s = tracer.start("checkout");
+        s.set_attribute(KeyValue::new("a", "x"));
+        s.set_attribute(KeyValue::new("b", 2));
+        s.set_attribute(KeyValue::new("c", true));
+        s.end();
+    });
+    rate("otel spans (3 attrs, batch)", n, secs);
+    let _ = provider.force_flush();
+    println!(
+        "  {}",
+        common::otel_report("otel spans", n, exported.load(Ordering::Relaxed))
+    );
+    let _ = provider.shutdown();
+}
