@@ -550,8 +550,13 @@ impl Client {
     #[inline]
     pub fn usage(&self, resource_id: &str, app_feature: &str, amount: u64, unit: UsageUnit) {
         let Some(s) = self.shared() else { return };
-        s.usage
-            .record(resource_id, app_feature, amount, unit, rt::now_unix_ms());
+        s.usage.record(
+            resource_id,
+            app_feature,
+            amount,
+            unit,
+            rt::now_unix_ms_coarse(),
+        );
     }
 
     /// The usage bucket length in milliseconds.
@@ -621,7 +626,7 @@ impl Client {
             parent: parent.map(|p| p.span_id),
             start_ms: rt::now_unix_ms(),
             start: rt::now(),
-            attrs: String::new(),
+            attrs: String::with_capacity(96),
             invalid: schema::check_name(name).is_err(),
             status: SpanStatus::Unset,
             ended: false,
@@ -865,7 +870,7 @@ impl Span {
             s.pipeline.drop_items(DropReason::SampledOut, 1);
             return;
         }
-        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let duration_us = self.start.elapsed().as_micros() as u64;
         let (cx, parent, start_ms, status, attrs) = (
             self.cx,
             self.parent,
@@ -880,10 +885,7 @@ impl Span {
                 if let Some(p) = parent {
                     w.hex(fields::PARENT_SPAN_ID, &p);
                 }
-                write_f64(
-                    w.key(fields::DURATION_MS),
-                    (duration_ms * 1000.0).round() / 1000.0,
-                );
+                crate::data::value::write_ms_from_us(w.key(fields::DURATION_MS), duration_us);
                 w.str(fields::STATUS, status.as_str());
                 if let SpanStatus::Error(m) = status {
                     w.str(fields::STATUS_MESSAGE, m);
@@ -940,11 +942,11 @@ impl Drop for Timer {
         let Some(client) = self.client.take() else {
             return;
         };
-        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let us = self.start.elapsed().as_micros() as u64;
         let rate = self.rate;
         client.emit(types::METRIC, &self.name, rt::now_unix_ms(), &[], |w| {
             w.str(fields::METRIC_TYPE, MetricType::Timer.as_str());
-            write_f64(w.key(fields::VALUE), (ms * 1000.0).round() / 1000.0);
+            crate::data::value::write_ms_from_us(w.key(fields::VALUE), us);
             w.str(fields::UNIT, "ms");
             write_f64(w.key(fields::RATE), rate);
         });

@@ -82,9 +82,12 @@ impl Ctx {
                 rule,
             })?;
         }
-        let id = crate::random::event_id(time_ms);
-        let id = std::str::from_utf8(&id).unwrap_or("00000000-0000-7000-8000-000000000000");
-        let mut w = Item::writer(id, time_ms, ty, name);
+        let mut id_buf = [0u8; 36];
+        let id = crate::random::event_id(time_ms, &mut id_buf);
+        let mut time_buf = [0u8; 24];
+        let time = rfc3339_cached(time_ms, &mut time_buf);
+        let capacity = 112 + ty.len() + name.len() + self.fragment.len() + 32 * call.len();
+        let mut w = Item::writer(capacity, id, time, ty, name);
         let overridden = !call.is_empty()
             && !self.attrs.is_empty()
             && call
@@ -104,6 +107,32 @@ impl Ctx {
         }
         Ok(w)
     }
+}
+
+thread_local! {
+    /// The last second formatted on this thread: `YYYY-MM-DDTHH:MM:SS.` is reused within it.
+    static TIME_CACHE: std::cell::Cell<(u64, [u8; 24])> = const { std::cell::Cell::new((u64::MAX, [0; 24])) };
+}
+
+/// `event_time` text for a Unix time in ms, formatting the date only once per second.
+fn rfc3339_cached(unix_ms: u64, buf: &mut [u8; 24]) -> &str {
+    let sec = unix_ms / 1000;
+    let (cached_sec, mut text) = TIME_CACHE.with(|c| c.get());
+    if cached_sec != sec {
+        let mut s = String::with_capacity(24);
+        schema::write_rfc3339_ms(&mut s, unix_ms);
+        if s.len() == 24 {
+            text.copy_from_slice(s.as_bytes());
+            TIME_CACHE.with(|c| c.set((sec, text)));
+        }
+    }
+    let ms = (unix_ms % 1000) as u16;
+    text[20] = b'0' + (ms / 100) as u8;
+    text[21] = b'0' + (ms / 10 % 10) as u8;
+    text[22] = b'0' + (ms % 10) as u8;
+    *buf = text;
+    // Only ASCII digits and punctuation were written.
+    std::str::from_utf8(buf).unwrap_or("1970-01-01T00:00:00.000Z")
 }
 
 /// Hashes a value (floats by their bits).

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::rt;
 
-const BUF: usize = 320;
+const BUF: usize = 4000;
 
 struct OsBytes {
     buf: [u8; BUF],
@@ -14,7 +14,7 @@ struct OsBytes {
 }
 
 thread_local! {
-    static OS: RefCell<OsBytes> = const { RefCell::new(OsBytes { buf: [0; BUF], pos: BUF }) };
+    static OS: RefCell<Box<OsBytes>> = RefCell::new(Box::new(OsBytes { buf: [0; BUF], pos: BUF }));
     static FAST: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -73,7 +73,10 @@ pub(crate) fn id<const N: usize>() -> [u8; N] {
     }
 }
 
-/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`.
-pub(crate) fn event_id(unix_ms: u64) -> [u8; 36] {
-    crate::schema::uuid_v7(unix_ms, &uuid_bytes())
+/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`, written into `buf`.
+pub(crate) fn event_id(unix_ms: u64, buf: &mut [u8; 36]) -> &str {
+    uuid::Builder::from_unix_timestamp_millis(unix_ms, &uuid_bytes())
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(buf)
 }

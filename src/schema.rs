@@ -448,7 +448,7 @@ pub fn validate_object(
         }
     }
     let mut out = String::with_capacity(256);
-    write_header(&mut out, id, ms, ty, name);
+    write_header(&mut out, id, &format_rfc3339_ms(ms), ty, name);
     for (k, v) in obj {
         if matches!(
             k.as_str(),
@@ -481,19 +481,20 @@ pub fn validate_str(text: &str, max_item_bytes: usize) -> Result<String, SchemaE
     }
 }
 
-/// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace).
+/// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace);
+/// `time` is the already formatted `event_time` (see [`write_rfc3339_ms`]).
 /// Returns the byte ranges of the type's and the name's text (inside their quotes).
 pub fn write_header(
     out: &mut String,
     id: &str,
-    time_ms: u64,
+    time: &str,
     ty: &str,
     name: &str,
 ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     out.push_str("{\"event_id\":");
     write_json_str(out, id);
     out.push_str(",\"event_time\":\"");
-    write_rfc3339_ms(out, time_ms);
+    out.push_str(time);
     out.push_str("\",\"event_type\":");
     let t0 = out.len() + 1;
     write_json_str(out, ty);
@@ -507,8 +508,16 @@ pub fn write_header(
 
 /// Writes `s` as a JSON string literal, quotes included.
 pub fn write_json_str(out: &mut String, s: &str) {
-    out.push('"');
     let bytes = s.as_bytes();
+    // Fast path: almost every key and value needs no escaping.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    out.push('"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &str = match b {

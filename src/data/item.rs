@@ -17,9 +17,15 @@ pub struct Item {
 impl Item {
     /// Starts an item: writes the envelope's required fields into a new buffer.
     /// Finish it with [`ItemWriter::finish`].
-    pub(crate) fn writer(id: &str, time_ms: u64, ty: &str, name: &str) -> ItemWriter {
-        let mut json = String::with_capacity(256);
-        let (t, n) = write_header(&mut json, id, time_ms, ty, name);
+    pub(crate) fn writer(
+        capacity: usize,
+        id: &str,
+        time: &str,
+        ty: &str,
+        name: &str,
+    ) -> ItemWriter {
+        let mut json = String::with_capacity(capacity);
+        let (t, n) = write_header(&mut json, id, time, ty, name);
         let item = Item {
             json,
             ty: (t.start as u32, t.end as u32),

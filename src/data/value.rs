@@ -69,6 +69,26 @@ impl Value<'_> {
     }
 }
 
+/// Writes a duration given in microseconds as milliseconds with up to three decimals
+/// (`12.345`, `12.5`, `12`), without going through floating point.
+pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
+    out.push_str(itoa::Buffer::new().format(us / 1000));
+    let frac = us % 1000;
+    if frac != 0 {
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let mut n = 4;
+        while digits[n - 1] == b'0' {
+            n -= 1;
+        }
+        out.push_str(std::str::from_utf8(&digits[..n]).unwrap_or(""));
+    }
+}
+
 /// Writes a float as JSON (`null` for NaN and infinities).
 pub fn write_f64(out: &mut String, v: f64) {
     if v.is_finite() {

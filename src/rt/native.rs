@@ -135,3 +135,25 @@ impl HttpClient {
 pub fn is_offline() -> bool {
     false
 }
+
+/// Wall-clock Unix ms from the kernel's coarse clock (a few ms of resolution, a fraction of the
+/// cost): enough to pick a usage bucket.
+#[cfg(target_os = "linux")]
+pub fn now_unix_ms_coarse() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` only writes into the `timespec` we own.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if r != 0 || ts.tv_sec < 0 {
+        return super::now_unix_ms();
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Wall-clock Unix ms (no cheaper clock on this OS).
+#[cfg(not(target_os = "linux"))]
+pub fn now_unix_ms_coarse() -> u64 {
+    super::now_unix_ms()
+}

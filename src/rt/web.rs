@@ -184,3 +184,8 @@ where
     });
     None
 }
+
+/// Wall-clock Unix ms (`Date.now()` is already cheap in the browser).
+pub fn now_unix_ms_coarse() -> u64 {
+    super::now_unix_ms()
+}
