@@ -41,3 +41,8 @@ pub use client::{Client, ClientBuilder, ConfigError, RecordError, Span, Timer};
 pub use data::{Attrs, Batch, Item, Level, OwnedValue, SpanContext, SpanStatus, UsageUnit, Value};
 pub use report::Reporter;
 pub use transport::{RetryPolicy, SendError, Transport};
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
