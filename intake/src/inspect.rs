@@ -184,7 +184,7 @@ pub fn query(db: &Path, sql: &str, json: bool, out: &mut impl Write) -> Result<(
             }
             s.push_str(c);
             if i + 1 < cells.len() {
-                s.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count()));
+                s.push_str(&" ".repeat(widths[i] - c.chars().count()));
             }
         }
         s
@@ -208,7 +208,10 @@ mod tests {
     fn event_lines_are_readable() {
         let data = r#"{"event_id":"1","event_time":"t","event_type":"behavioral","event_name":"deploy","env":"prod","n":3,"msg":"two words"}"#;
         let line = format_event("2026-01-01T00:00:00.000Z", "behavioral", "deploy", data);
-        assert!(line.starts_with("2026-01-01T00:00:00.000Z behavioral deploy "), "{line}");
+        assert!(
+            line.starts_with("2026-01-01T00:00:00.000Z behavioral deploy "),
+            "{line}"
+        );
         // Attribute order follows the JSON map (sorted unless serde_json keeps insertion order).
         for part in [" env=prod", " n=3", " msg=\"two words\""] {
             assert!(line.contains(part), "{line} lacks {part}");

@@ -1,6 +1,6 @@
 //! The `beacon` command: `serve`, `send`, `tail`, `query`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -225,8 +225,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(server::run(cfg, server::shutdown_signal(), |s| {
-        println!("beacon intake listening on http://{} ({})", s.addr, s.sink);
-        println!(
+        // A closed standard output must not stop the server: ignore write errors.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "beacon intake listening on http://{} ({})",
+            s.addr, s.sink
+        );
+        let _ = writeln!(
+            out,
             "POST http://{}/v1/events · GET /healthz · GET /metrics · Ctrl-C to stop",
             s.addr
         );

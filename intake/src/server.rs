@@ -73,8 +73,9 @@ pub struct ServeConfig {
     pub max_decompressed_bytes: usize,
     /// Item count and size limits.
     pub limits: Limits,
-    /// Items per second per key (token, user, write key, or client address when anonymous);
-    /// `None` for no limit. Bursts of one second's worth are allowed.
+    /// Items per second per key (each token, basic-auth user and write key has its own bucket;
+    /// without credentials all requests share one); `None` for no limit. Bursts of one
+    /// second's worth are allowed.
     pub rate_limit: Option<f64>,
     /// Most items waiting for the store before requests are shed with 503.
     pub max_pending_items: usize,
@@ -236,7 +237,7 @@ impl IntoResponse for Fail {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -63,7 +63,10 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     // Malformed JSON: 400, and the parser's position.
     let (st, msg) = error_of(post(&s, "[{\"event_id\": \"x\",").send().unwrap());
     assert_eq!(st, 400);
-    assert!(msg.contains("malformed JSON") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("malformed JSON") && msg.contains("line 1"),
+        "{msg}"
+    );
     let (st, msg) = error_of(post(&s, "").send().unwrap());
     assert_eq!((st, msg.contains("empty body")), (400, true), "{msg}");
 
@@ -92,14 +95,22 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
 
     // The same batch again (a retry): stored once, counted as duplicates.
     let a: Value = post(&s, batch.to_string()).send().unwrap().json().unwrap();
-    assert_eq!((a["accepted"].as_i64(), a["duplicates"].as_i64()), (Some(0), Some(2)));
+    assert_eq!(
+        (a["accepted"].as_i64(), a["duplicates"].as_i64()),
+        (Some(0), Some(2))
+    );
 
     // Every item invalid: 400 with the per-item answer.
-    let r = post(&s, json!([{"event_id": "z"}]).to_string()).send().unwrap();
+    let r = post(&s, json!([{"event_id": "z"}]).to_string())
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let a: Value = r.json().unwrap();
     assert_eq!(a["rejected"][0]["error"], "field event_time: missing");
-    assert!(a["error"].as_str().unwrap().contains("every item was rejected"));
+    assert!(a["error"]
+        .as_str()
+        .unwrap()
+        .contains("every item was rejected"));
 
     // NDJSON with one broken line: that line is rejected by index, the others stored.
     let nd = format!(
@@ -118,7 +129,10 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     let a: Value = r.json().unwrap();
     assert_eq!(a["accepted"], 2);
     assert_eq!(a["rejected"][0]["index"], 1);
-    assert!(a["rejected"][0]["error"].as_str().unwrap().starts_with("line 2: malformed JSON"));
+    assert!(a["rejected"][0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("line 2: malformed JSON"));
     stored.extend(["n-1".into(), "n-2".into()]);
 
     // Wrong content type: 415.
@@ -132,25 +146,39 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
             .unwrap(),
     );
     assert_eq!(st, 415);
-    assert!(msg.contains("application/x-www-form-urlencoded") && msg.contains("application/json"), "{msg}");
+    assert!(
+        msg.contains("application/x-www-form-urlencoded") && msg.contains("application/json"),
+        "{msg}"
+    );
     let (st, msg) = error_of(
-        post(&s, "[]").header("content-encoding", "br").send().unwrap(),
+        post(&s, "[]")
+            .header("content-encoding", "br")
+            .send()
+            .unwrap(),
     );
     assert_eq!(st, 415);
     assert!(msg.contains("\"br\""), "{msg}");
 
     // Oversized body: 413 (checked against Content-Length, before reading).
-    let big = format!("[{}]", vec![ev("b", "behavioral", "x").to_string(); 1000].join(","));
+    let big = format!(
+        "[{}]",
+        vec![ev("b", "behavioral", "x").to_string(); 1000].join(",")
+    );
     assert!(big.len() > 65536);
     let (st, msg) = error_of(post(&s, big.clone()).send().unwrap());
     assert_eq!(st, 413);
     assert!(msg.contains("over the limit of 65536 bytes"), "{msg}");
 
     // Too many items: 413.
-    let many: Vec<Value> = (0..101).map(|i| ev(&format!("many-{i}"), "behavioral", "x")).collect();
+    let many: Vec<Value> = (0..101)
+        .map(|i| ev(&format!("many-{i}"), "behavioral", "x"))
+        .collect();
     let (st, msg) = error_of(post(&s, Value::Array(many).to_string()).send().unwrap());
     assert_eq!(st, 413);
-    assert!(msg.contains("too many items: 101") && msg.contains("limit is 100"), "{msg}");
+    assert!(
+        msg.contains("too many items: 101") && msg.contains("limit is 100"),
+        "{msg}"
+    );
 
     // An item over 32 KiB is rejected by index; the one beside it is stored.
     let mut huge = ev("huge", "behavioral", "x");
@@ -160,22 +188,41 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
         .unwrap();
     let a: Value = r.json().unwrap();
     assert_eq!(a["accepted"], 1);
-    assert!(a["rejected"][0]["error"].as_str().unwrap().contains("over the limit of 32768 bytes"));
+    assert!(a["rejected"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit of 32768 bytes"));
     stored.push("h-ok".into());
 
     // gzip: a real compressed batch is accepted…
     let z = gzip(json!([ev("g-1", "behavioral", "x")]).to_string().as_bytes());
-    let r = post(&s, z).header("content-encoding", "gzip").send().unwrap();
+    let r = post(&s, z)
+        .header("content-encoding", "gzip")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     stored.push("g-1".into());
     // …a gzip bomb (64 MiB of spaces in a few KiB) is cut off at the limit with 413…
     let bomb = gzip(&vec![b' '; 64 << 20]);
     assert!(bomb.len() < 65536, "{}", bomb.len());
-    let (st, msg) = error_of(post(&s, bomb).header("content-encoding", "gzip").send().unwrap());
+    let (st, msg) = error_of(
+        post(&s, bomb)
+            .header("content-encoding", "gzip")
+            .send()
+            .unwrap(),
+    );
     assert_eq!(st, 413);
-    assert!(msg.contains("decompressed body is over the limit of 262144 bytes"), "{msg}");
+    assert!(
+        msg.contains("decompressed body is over the limit of 262144 bytes"),
+        "{msg}"
+    );
     // …and a body that is not gzip at all is a 400.
-    let (st, msg) = error_of(post(&s, "[]").header("content-encoding", "gzip").send().unwrap());
+    let (st, msg) = error_of(
+        post(&s, "[]")
+            .header("content-encoding", "gzip")
+            .send()
+            .unwrap(),
+    );
     assert_eq!(st, 400);
     assert!(msg.contains("not valid gzip"), "{msg}");
 
@@ -183,10 +230,22 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     let body = json!([ev("a-1", "behavioral", "x")]).to_string();
     let cases: Vec<(reqwest::blocking::RequestBuilder, &str)> = vec![
         (http().post(s.url()), "missing credentials"),
-        (http().post(s.url()).bearer_auth("nope"), "wrong bearer token"),
-        (http().post(s.url()).basic_auth("ingest", Some("nope")), "wrong basic-auth user or password"),
-        (http().post(format!("{}?key=pk_nope", s.url())), "wrong write key"),
-        (http().post(s.url()).header("authorization", "Digest abc"), "Bearer or Basic"),
+        (
+            http().post(s.url()).bearer_auth("nope"),
+            "wrong bearer token",
+        ),
+        (
+            http().post(s.url()).basic_auth("ingest", Some("nope")),
+            "wrong basic-auth user or password",
+        ),
+        (
+            http().post(format!("{}?key=pk_nope", s.url())),
+            "wrong write key",
+        ),
+        (
+            http().post(s.url()).header("authorization", "Digest abc"),
+            "Bearer or Basic",
+        ),
     ];
     for (req, want) in cases {
         let r = req
@@ -219,12 +278,19 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
-    assert!(r.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
     let r = http()
         .post(format!("{}?key={KEY}", s.url()))
         .header("origin", ORIGIN)
         .header("content-type", "text/plain;charset=UTF-8")
-        .body(format!("{}\n{}", ev("beacon-1", "behavioral", "x"), ev("beacon-2", "behavioral", "y")))
+        .body(format!(
+            "{}\n{}",
+            ev("beacon-1", "behavioral", "x"),
+            ev("beacon-2", "behavioral", "y")
+        ))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -239,7 +305,10 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     assert!(!r.headers().contains_key("access-control-allow-origin"));
     let (st, msg) = error_of(r);
     assert_eq!(st, 403);
-    assert!(msg.contains("\"https://evil.example\" is not allowed"), "{msg}");
+    assert!(
+        msg.contains("\"https://evil.example\" is not allowed"),
+        "{msg}"
+    );
     let (st, msg) = error_of(
         http()
             .post(format!("{}?key={KEY}", s.url()))
@@ -253,7 +322,10 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     assert!(msg.contains("not allowed by CORS"), "{msg}");
 
     // /metrics needs a secret (not the public key); it counts what happened above.
-    let r = http().get(format!("{}/metrics?key={KEY}", s.base())).send().unwrap();
+    let r = http()
+        .get(format!("{}/metrics?key={KEY}", s.base()))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let m = http()
         .get(format!("{}/metrics", s.base()))
@@ -270,7 +342,10 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
         "beacon_intake_items_rejected_total{reason=\"origin_not_allowed\"} 1".into(),
         "beacon_intake_requests_total{code=\"413\"} 3".into(),
     ] {
-        assert!(m.contains(&format!("{line}\n")), "metrics lack {line:?}:\n{m}");
+        assert!(
+            m.contains(&format!("{line}\n")),
+            "metrics lack {line:?}:\n{m}"
+        );
     }
     assert!(m.contains("beacon_intake_request_duration_seconds_count "));
     let r = http().get(format!("{}/healthz", s.base())).send().unwrap();
@@ -280,10 +355,16 @@ fn every_bad_input_is_named_and_nothing_else_is_lost() {
     let db = s.db();
     let (status, err) = s.terminate();
     assert!(status.success(), "{err}");
-    assert_eq!(count(&db, "SELECT count(*) FROM events"), stored.len() as i64);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events"),
+        stored.len() as i64
+    );
     for id in &stored {
         assert_eq!(
-            count(&db, &format!("SELECT count(*) FROM events WHERE event_id = '{id}'")),
+            count(
+                &db,
+                &format!("SELECT count(*) FROM events WHERE event_id = '{id}'")
+            ),
             1,
             "{id}"
         );
@@ -295,7 +376,9 @@ fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), &["--rate-limit", "50"]);
     // 60 items: allowed (a burst may overdraw the bucket)…
-    let batch: Vec<Value> = (0..60).map(|i| ev(&format!("r-{i}"), "behavioral", "x")).collect();
+    let batch: Vec<Value> = (0..60)
+        .map(|i| ev(&format!("r-{i}"), "behavioral", "x"))
+        .collect();
     let r = post(&s, Value::Array(batch).to_string()).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // …then the same token is refused until the bucket refills.
@@ -303,7 +386,11 @@ fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 429);
-    let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(after >= 1);
     let (_, msg) = error_of(r);
     assert!(msg.contains("rate limit exceeded for token #1"), "{msg}");
@@ -330,5 +417,8 @@ fn an_open_intake_refuses_to_listen_beyond_loopback() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refusing to listen on 0.0.0.0:0 without credentials"), "{err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without credentials"),
+        "{err}"
+    );
 }

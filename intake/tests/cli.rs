@@ -14,13 +14,22 @@ use serde_json::Value;
 fn beacon(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -38,8 +47,22 @@ fn send_tail_and_query_as_a_user_would() {
 
     // One event from flags.
     let out = beacon(
-        &["send", "--url", &url, "--token", "cli-token", "--type", "behavioral",
-          "--name", "deploy-start", "--service", "ci", "env=prod", "attempt=2", "dry_run=false"],
+        &[
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "cli-token",
+            "--type",
+            "behavioral",
+            "--name",
+            "deploy-start",
+            "--service",
+            "ci",
+            "env=prod",
+            "attempt=2",
+            "dry_run=false",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -54,26 +77,75 @@ fn send_tail_and_query_as_a_user_would() {
     assert_eq!(text(&out.stdout).trim(), format!("sent 3 events to {url}"));
 
     // Rejections and failures: non-zero exit and a message naming the problem.
-    let out = beacon(&["send", "--url", &url, "--token", "wrong", "--name", "x"], None);
+    let out = beacon(
+        &["send", "--url", &url, "--token", "wrong", "--name", "x"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("the intake refused the events") && err.contains("401") && err.contains("wrong bearer token"), "{err}");
-    let out = beacon(&["send", "--url", &url, "--token", "cli-token", "--type", "Not A Type", "--name", "x"], None);
+    assert!(
+        err.contains("the intake refused the events")
+            && err.contains("401")
+            && err.contains("wrong bearer token"),
+        "{err}"
+    );
+    let out = beacon(
+        &[
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "cli-token",
+            "--type",
+            "Not A Type",
+            "--name",
+            "x",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("field event_type: must match"), "{}", text(&out.stderr));
-    let out = beacon(&["send", "--url", &url, "--token", "cli-token"], Some("{\"event_type\":\"log\",\"event_name\":\"x\"}\n"));
+    assert!(
+        text(&out.stderr).contains("field event_type: must match"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = beacon(
+        &["send", "--url", &url, "--token", "cli-token"],
+        Some("{\"event_type\":\"log\",\"event_name\":\"x\"}\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr).trim(), "beacon: line 1: field level: missing");
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "beacon: line 1: field level: missing"
+    );
     // An intake that is not there: retried, then a clear failure.
     let (dead_port, _) = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         (l.local_addr().unwrap().port(), ())
     };
     let dead = format!("http://127.0.0.1:{dead_port}/v1/events");
-    let out = beacon(&["send", "--url", &dead, "--name", "x", "--attempts", "2", "--timeout", "5"], None);
+    let out = beacon(
+        &[
+            "send",
+            "--url",
+            &dead,
+            "--name",
+            "x",
+            "--attempts",
+            "2",
+            "--timeout",
+            "5",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("could not deliver 1 event to {dead} after 2 attempts")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "could not deliver 1 event to {dead} after 2 attempts"
+        )),
+        "{err}"
+    );
 
     // tail: the last stored events, then new ones as they arrive.
     let mut tail = Command::new(BIN)
@@ -91,13 +163,30 @@ fn send_tail_and_query_as_a_user_would() {
             }
         }
     });
-    let next = || rx.recv_timeout(Duration::from_secs(30)).expect("tail printed nothing");
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("tail printed nothing")
+    };
     let l1 = next();
     let l2 = next();
-    assert!(l1.contains(" log build ") && l1.contains("level=warn") && l1.contains("message=\"slow step\""), "{l1}");
+    assert!(
+        l1.contains(" log build ")
+            && l1.contains("level=warn")
+            && l1.contains("message=\"slow step\""),
+        "{l1}"
+    );
     assert_eq!(l2, "2026-11-22T02:19:30.000Z behavioral deploy-end");
     let out = beacon(
-        &["send", "--url", &url, "--token", "cli-token", "--name", "after-tail", "n=7"],
+        &[
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "cli-token",
+            "--name",
+            "after-tail",
+            "n=7",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -108,8 +197,12 @@ fn send_tail_and_query_as_a_user_would() {
 
     // query: a table…
     let out = beacon(
-        &["query", "--data-dir", data_dir,
-          "SELECT event_type, event_name, count(*) AS n FROM events GROUP BY 1, 2 ORDER BY 1, 2"],
+        &[
+            "query",
+            "--data-dir",
+            data_dir,
+            "SELECT event_type, event_name, count(*) AS n FROM events GROUP BY 1, 2 ORDER BY 1, 2",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -130,15 +223,32 @@ fn send_tail_and_query_as_a_user_would() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v, serde_json::json!([{"env": "prod", "attempt": 2, "service": "ci"}]));
+    assert_eq!(
+        v,
+        serde_json::json!([{"env": "prod", "attempt": 2, "service": "ci"}])
+    );
     // …and writes or bad SQL refused with a clear message.
-    let out = beacon(&["query", "--data-dir", data_dir, "DELETE FROM events"], None);
+    let out = beacon(
+        &["query", "--data-dir", data_dir, "DELETE FROM events"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("only read-only statements are allowed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only read-only statements are allowed"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = beacon(&["query", "--data-dir", data_dir, "SELEC nonsense"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("SQL error"), "{}", text(&out.stderr));
-    let out = beacon(&["query", "--data-dir", "/nonexistent-beacon-dir", "SELECT 1"], None);
+    assert!(
+        text(&out.stderr).contains("SQL error"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = beacon(
+        &["query", "--data-dir", "/nonexistent-beacon-dir", "SELECT 1"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no store at /nonexistent-beacon-dir/beacon.db"));
 

@@ -103,7 +103,10 @@ fn proxy_keeps_what_it_queued_while_upstream_is_down() {
     assert_eq!(r.headers()["retry-after"], "1");
     let msg: Value = r.json().unwrap();
     assert!(
-        msg["error"].as_str().unwrap().contains("forward queue full"),
+        msg["error"]
+            .as_str()
+            .unwrap()
+            .contains("forward queue full"),
         "{msg}"
     );
     assert!(!queued_raw.is_empty());
@@ -134,18 +137,28 @@ fn proxy_keeps_what_it_queued_while_upstream_is_down() {
             && count(&db, through) as u64 + s.dropped.queue_full == recorded
     });
     let s = app.stats();
-    assert!(ok, "stored {} of {recorded}, app stats {s:?}", count(&db, through));
+    assert!(
+        ok,
+        "stored {} of {recorded}, app stats {s:?}",
+        count(&db, through)
+    );
 
     // Every raw batch the proxy acknowledged is upstream; none of the refused one is.
     for b in &queued_raw {
         assert_eq!(
-            count(&db, &format!("SELECT count(*) FROM events WHERE event_id LIKE 'raw-{b}-%'")),
+            count(
+                &db,
+                &format!("SELECT count(*) FROM events WHERE event_id LIKE 'raw-{b}-%'")
+            ),
             200
         );
     }
     let refused_b = queued_raw.len();
     assert_eq!(
-        count(&db, &format!("SELECT count(*) FROM events WHERE event_id LIKE 'raw-{refused_b}-%'")),
+        count(
+            &db,
+            &format!("SELECT count(*) FROM events WHERE event_id LIKE 'raw-{refused_b}-%'")
+        ),
         0
     );
     // Stored exactly once each, and the drops were reported upstream as client_report items.
@@ -162,7 +175,11 @@ fn proxy_keeps_what_it_queued_while_upstream_is_down() {
         ) as u64
             == app.stats().dropped.queue_full
     });
-    assert!(reported, "client_report items upstream do not add up to {:?}", app.stats().dropped);
+    assert!(
+        reported,
+        "client_report items upstream do not add up to {:?}",
+        app.stats().dropped
+    );
 
     // Graceful shutdown flushes the proxy's queue.
     let r = http()
@@ -174,7 +191,10 @@ fn proxy_keeps_what_it_queued_while_upstream_is_down() {
     assert_eq!(r.status().as_u16(), 200);
     let (status, err) = proxy.terminate();
     assert!(status.success(), "{err}");
-    assert_eq!(count(&db, "SELECT count(*) FROM events WHERE event_id = 'p-last'"), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE event_id = 'p-last'"),
+        1
+    );
     let _ = app.shutdown_blocking(Duration::from_secs(5));
     drop(upstream);
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use beacon::transport::HttpTransport;
@@ -97,27 +96,50 @@ fn drain(c: &Client) {
 
 fn check_exactly_once(db: &std::path::Path) {
     let tagged = "FROM events WHERE json_extract(data, '$.n') IS NOT NULL";
-    assert_eq!(count(db, &format!("SELECT count(*) {tagged}")), TOTAL as i64);
     assert_eq!(
-        count(db, &format!("SELECT count(DISTINCT json_extract(data, '$.n')) {tagged}")),
+        count(db, &format!("SELECT count(*) {tagged}")),
+        TOTAL as i64
+    );
+    assert_eq!(
+        count(
+            db,
+            &format!("SELECT count(DISTINCT json_extract(data, '$.n')) {tagged}")
+        ),
         TOTAL as i64,
         "every event stored once"
     );
     assert_eq!(
-        count(db, &format!("SELECT min(json_extract(data, '$.n')) {tagged}")),
+        count(
+            db,
+            &format!("SELECT min(json_extract(data, '$.n')) {tagged}")
+        ),
         0
     );
     assert_eq!(
-        count(db, &format!("SELECT max(json_extract(data, '$.n')) {tagged}")),
+        count(
+            db,
+            &format!("SELECT max(json_extract(data, '$.n')) {tagged}")
+        ),
         TOTAL as i64 - 1
     );
-    for (i, ty) in ["behavioral", "log", "metric", "span", "usage", "rollup", "client_report"]
-        .iter()
-        .enumerate()
+    for (i, ty) in [
+        "behavioral",
+        "log",
+        "metric",
+        "span",
+        "usage",
+        "rollup",
+        "client_report",
+    ]
+    .iter()
+    .enumerate()
     {
         let expected = (0..TOTAL).filter(|n| n % 7 == i as u64).count() as i64;
         assert_eq!(
-            count(db, &format!("SELECT count(*) {tagged} AND event_type = '{ty}'")),
+            count(
+                db,
+                &format!("SELECT count(*) {tagged} AND event_type = '{ty}'")
+            ),
             expected,
             "{ty}"
         );
@@ -168,7 +190,10 @@ fn sigkill_mid_stream_loses_nothing_acknowledged_and_stores_no_duplicate() {
         stored_at_kill as u64 >= acknowledged,
         "{acknowledged} acknowledged but only {stored_at_kill} stored"
     );
-    assert!((stored_at_kill as u64) < TOTAL, "the kill came too late to test anything");
+    assert!(
+        (stored_at_kill as u64) < TOTAL,
+        "the kill came too late to test anything"
+    );
 
     // Down for a while: the SDK keeps retrying and queueing.
     std::thread::sleep(Duration::from_millis(300));

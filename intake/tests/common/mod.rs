@@ -54,7 +54,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("beacon serve did not start: {}", err_thread.join().unwrap_or_default());
+                panic!(
+                    "beacon serve did not start: {}",
+                    err_thread.join().unwrap_or_default()
+                );
             }
         };
         let addr = first
