@@ -113,7 +113,7 @@ impl fmt::Display for BodyError {
             BodyError::Empty => {
                 f.write_str("empty body: send a JSON array, a JSON object or NDJSON")
             }
-            BodyError::Malformed(m) => write!(f, "malformed body: {m}"),
+            BodyError::Malformed(m) => f.write_str(m),
             BodyError::TooManyItems { count, limit } => write!(
                 f,
                 "too many items: {count} in one request, the limit is {limit}; split the batch"
@@ -275,7 +275,7 @@ pub fn parse(body: &[u8], format: Format, limits: &Limits) -> Result<Parsed, Bod
             Err(e) => Err(BodyError::Malformed(json_error(&e))),
         },
         c => Err(BodyError::Malformed(format!(
-            "expected a JSON array, a JSON object or NDJSON, but the body starts with {:?}",
+            "body is not JSON: expected a JSON array, a JSON object or NDJSON, but it starts with {:?}",
             char::from(c)
         ))),
     }
