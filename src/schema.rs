@@ -529,7 +529,9 @@ pub fn write_json_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        // `get` rather than indexing (`i` is an ASCII byte, so a char boundary): no panic
+        // path (and its formatting) in the wasm.
+        out.push_str(s.get(start..i).unwrap_or_default());
         if esc.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
@@ -540,7 +542,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 

@@ -131,6 +131,17 @@ impl HttpClient {
     }
 }
 
+/// Parses an HTTP date (`Retry-After`) into Unix ms; `None` if malformed or before 1970.
+pub fn parse_http_date_ms(s: &str) -> Option<u64> {
+    let t = httpdate::parse_http_date(s).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+}
+
+/// `s` quoted and escaped as `{:?}` writes it.
+pub fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
 /// Natively, offline detection is left to the network: always `false`.
 pub fn is_offline() -> bool {
     false

@@ -50,6 +50,43 @@ pub fn is_offline() -> bool {
     )
 }
 
+/// Parses an HTTP date (`Retry-After`) into Unix ms with the browser's `Date.parse` (smaller
+/// than a Rust date parser); `None` if malformed or before 1970.
+pub fn parse_http_date_ms(s: &str) -> Option<u64> {
+    let ms = js_sys::Date::parse(s);
+    (ms >= 0.0).then_some(ms as u64)
+}
+
+/// `s` in double quotes with `"`, `\` and ASCII control characters escaped as `{:?}` does;
+/// other characters are kept as they are (`{:?}`'s Unicode tables cost the wasm some 5 KB).
+pub fn quoted(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_ascii_control() => {
+                let b = c as u8;
+                out.push_str("\\u{");
+                if b >= 16 {
+                    out.push(HEX[(b >> 4) as usize] as char);
+                }
+                out.push(HEX[(b & 15) as usize] as char);
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Bytes of request bodies a page may have in flight with `keepalive` (browsers allow 64 KiB
 /// in all; a little is left for the requests' other parts).
 pub const KEEPALIVE_BUDGET: usize = 60 * 1024;
@@ -139,7 +176,7 @@ impl HttpClient {
             let resp = match futures_util::future::select(fetch_fut, Box::pin(timeout)).await {
                 futures_util::future::Either::Left((r, _)) => r.map_err(js_err)?,
                 futures_util::future::Either::Right(_) => {
-                    return Err(format!("request to {} timed out", req.url))
+                    return Err(["request to ", &req.url, " timed out"].concat())
                 }
             };
             let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;

@@ -41,7 +41,7 @@ impl HttpTransportBuilder {
 
     /// Authenticates with HTTP basic auth (as Rill's `IntakeUser` / `IntakePassword`).
     pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
-        self.auth = Auth::Basic(base64(format!("{user}:{password}").as_bytes()));
+        self.auth = Auth::Basic(base64([user, ":", password].concat().as_bytes()));
         self
     }
 
@@ -80,10 +80,12 @@ impl HttpTransportBuilder {
     /// target's HTTP client cannot be created.
     pub fn build(self) -> Result<HttpTransport, String> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!(
-                "intake URL {:?} must start with http:// or https://",
-                self.url
-            ));
+            return Err([
+                "intake URL ",
+                &rt::quoted(&self.url),
+                " must start with http:// or https://",
+            ]
+            .concat());
         }
         let client = HttpClient::new()?;
         let mut url = self.url;
@@ -94,8 +96,8 @@ impl HttpTransportBuilder {
         }
         let mut headers = self.headers;
         match &self.auth {
-            Auth::Bearer(t) => headers.push(("authorization".into(), format!("Bearer {t}"))),
-            Auth::Basic(b) => headers.push(("authorization".into(), format!("Basic {b}"))),
+            Auth::Bearer(t) => headers.push(("authorization".into(), ["Bearer ", t].concat())),
+            Auth::Basic(b) => headers.push(("authorization".into(), ["Basic ", b].concat())),
             Auth::None | Auth::WriteKey(_) => {}
         }
         headers.push((
@@ -191,16 +193,24 @@ pub(crate) fn classify(
     retry_after: Option<&str>,
     body: &str,
 ) -> Result<(), SendError> {
-    let snippet: String = body.chars().take(200).collect();
+    if (200..=299).contains(&status) {
+        return Ok(());
+    }
+    // The first 200 characters of the body.
+    let end = body.char_indices().nth(200).map_or(body.len(), |(i, _)| i);
+    let reason = [
+        "intake answered ",
+        itoa::Buffer::new().format(status),
+        ": ",
+        body.get(..end).unwrap_or(body),
+    ]
+    .concat();
     match status {
-        200..=299 => Ok(()),
         408 | 429 | 500..=599 => Err(SendError::Retry {
             after: retry_after.and_then(|v| parse_retry_after(v, rt::now_unix_ms())),
-            reason: format!("intake answered {status}: {snippet}"),
+            reason,
         }),
-        _ => Err(SendError::give_up(format!(
-            "intake answered {status}: {snippet}"
-        ))),
+        _ => Err(SendError::give_up(reason)),
     }
 }
 
@@ -210,7 +220,10 @@ fn percent_encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
         }
     }
     out

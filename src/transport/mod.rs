@@ -244,8 +244,7 @@ pub fn parse_retry_after(value: &str, now_unix_ms: u64) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let t = httpdate::parse_http_date(v).ok()?;
-    let at_ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    let at_ms = crate::rt::parse_http_date_ms(v)?;
     Some(Duration::from_millis(at_ms.saturating_sub(now_unix_ms)))
 }
 
