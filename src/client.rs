@@ -451,8 +451,22 @@ impl Client {
         attrs: &Attrs<'_>,
         extra: impl FnOnce(&mut crate::data::item::ItemWriter),
     ) {
+        self.emit_sized(ty, name, time_ms, attrs, 48, extra)
+    }
+
+    /// Like [`Client::emit`], reserving `hint` bytes for the fields `extra` writes.
+    #[inline]
+    fn emit_sized(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        attrs: &Attrs<'_>,
+        hint: usize,
+        extra: impl FnOnce(&mut crate::data::item::ItemWriter),
+    ) {
         let Some(s) = self.shared() else { return };
-        match self.ctx.begin(ty, name, time_ms, attrs) {
+        match self.ctx.begin_sized(ty, name, time_ms, attrs, hint) {
             Ok(mut w) => {
                 extra(&mut w);
                 s.pipeline.push(w.finish());
@@ -571,11 +585,12 @@ impl Client {
             return;
         }
         let active = Self::current_span();
-        self.emit(
+        self.emit_sized(
             types::LOG,
             level.as_str(),
             rt::now_unix_ms(),
             fields_,
+            96 + message.len(),
             |w| {
                 w.str(fields::LEVEL, level.as_str());
                 w.str(fields::MESSAGE, message);
@@ -878,8 +893,13 @@ impl Span {
             &self.status,
             &self.attrs,
         );
-        self.client
-            .emit(types::SPAN, &self.name, start_ms, &[], |w| {
+        self.client.emit_sized(
+            types::SPAN,
+            &self.name,
+            start_ms,
+            &[],
+            176 + attrs.len(),
+            |w| {
                 w.hex(fields::TRACE_ID, &cx.trace_id);
                 w.hex(fields::SPAN_ID, &cx.span_id);
                 if let Some(p) = parent {
@@ -891,7 +911,8 @@ impl Span {
                     w.str(fields::STATUS_MESSAGE, m);
                 }
                 w.raw(attrs);
-            });
+            },
+        );
     }
 }
 

@@ -76,6 +76,19 @@ impl Ctx {
         time_ms: u64,
         call: &Attrs<'_>,
     ) -> Result<ItemWriter, BadKey> {
+        self.begin_sized(ty, name, time_ms, call, 48)
+    }
+
+    /// Like [`Ctx::begin`], reserving `extra` more bytes for the fields the caller adds.
+    #[inline]
+    pub(crate) fn begin_sized(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        call: &Attrs<'_>,
+        extra: usize,
+    ) -> Result<ItemWriter, BadKey> {
         for (k, _) in call {
             schema::check_key(k).map_err(|rule| BadKey {
                 key: (*k).to_owned(),
@@ -86,7 +99,7 @@ impl Ctx {
         let id = crate::random::event_id(time_ms, &mut id_buf);
         let mut time_buf = [0u8; 24];
         let time = rfc3339_cached(time_ms, &mut time_buf);
-        let capacity = 112 + ty.len() + name.len() + self.fragment.len() + 32 * call.len();
+        let capacity = 112 + ty.len() + name.len() + self.fragment.len() + 32 * call.len() + extra;
         let mut w = Item::writer(capacity, id, time, ty, name);
         let overridden = !call.is_empty()
             && !self.attrs.is_empty()

@@ -506,12 +506,39 @@ pub fn write_header(
     (t0..t1, n0..n1)
 }
 
+/// Whether any byte is a control character, `"` or `\\`; eight bytes at a time.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    #[inline]
+    fn word_needs_escape(v: u64) -> bool {
+        let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+        // Bytes below 0x20, equal to '"' (0x22) or to '\\' (0x5c).
+        let below = v.wrapping_sub(LO * 0x20) & !v & HI;
+        below | has_zero(v ^ (LO * 0x22)) | has_zero(v ^ (LO * 0x5c)) != 0
+    }
+    let word = |c: &[u8]| {
+        let mut w = [b'a'; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    if bytes.len() < 8 {
+        return word_needs_escape(word(bytes));
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.by_ref().any(|c| word_needs_escape(word(c))) {
+        return true;
+    }
+    // The last eight bytes (overlapping what was checked) cover the remainder.
+    !chunks.remainder().is_empty() && word_needs_escape(word(&bytes[bytes.len() - 8..]))
+}
+
 /// Writes `s` as a JSON string literal, quotes included.
 pub fn write_json_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     // Fast path: almost every key and value needs no escaping.
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.reserve(s.len() + 2);
+    if !needs_escape(bytes) {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -755,6 +782,32 @@ mod tests {
             "1969-12-31T23:59:59Z",
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn escape_detection_matches_a_byte_scan() {
+        let slow = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..40 {
+            for _ in 0..500 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly printable ASCII, sometimes a byte that needs escaping or is high.
+                        match x % 40 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => (x >> 8) as u8 % 0x20,
+                            3 => 0x80 | (x >> 8) as u8,
+                            _ => 0x20 + (x >> 8) as u8 % 0x5f,
+                        }
+                    })
+                    .collect();
+                assert_eq!(needs_escape(&s), slow(&s), "{s:?}");
+            }
         }
     }
 
