@@ -23,6 +23,11 @@ use context::BrowserContext;
 use convert::{borrow_attrs, err, Opts};
 use lifecycle::PageExit;
 
+/// Talc rather than std's dlmalloc: a smaller allocator for single-threaded wasm, growing
+/// the wasm memory as needed.
+#[global_allocator]
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// Every option `BeaconCore::new` reads; any other key is a mistake and is refused.
 const OPTIONS: &[&str] = &[
     "intakeUrl",
