@@ -13,7 +13,8 @@ wasm-bindgen --target web --out-dir pkg --out-name beacon_core \
 # reference-types table instructions that wasm-bindgen 0.2.130 emits.
 # Rust's wasm32 target emits these post-MVP features; Binaryen must be told it may keep them.
 # --zero-filled-memory: a fresh wasm memory is all zeros, so zero data need not be stored.
-node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory --strip-debug --strip-producers \
+node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory \
+  --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   -o pkg/beacon_core_bg.wasm.opt pkg/beacon_core_bg.wasm
