@@ -1,7 +1,7 @@
 //! A real Kafka-protocol broker for tests, examples and benchmarks (features `kafka` and
 //! `testing`): [`TansuBroker`] runs `tansu` (an Apache-Kafka-compatible broker in Rust, with
 //! in-memory storage) on a free port of 127.0.0.1 and kills it when dropped; [`read_all`]
-//! reads topics back to their end with an rdkafka consumer.
+//! reads topics back with an rdkafka consumer.
 //!
 //! `tansu` must be installed (`cargo install tansu --locked --features dynostore`); it is
 //! looked for in `$BEACON_TANSU`, then on `PATH`, then in `~/.cargo/bin`. A missing `tansu`
@@ -200,13 +200,18 @@ impl ConsumedMessage {
     }
 }
 
-/// Reads every message of `topics` from the beginning up to each partition's current end
-/// (its high watermark when the call starts), within `timeout`.
+/// Reads every message of `topics` from the beginning to the end, within `timeout`.
+///
+/// The end: each partition is read at least up to its high watermark when the call starts,
+/// then until no message has come for a second. (tansu 0.6 reports a partition's high
+/// watermark as the last batch's base offset + 1, so the rest of that batch is only found by
+/// reading on; it arrives in the same fetch.)
 pub fn read_all(
     bootstrap_servers: &str,
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Vec<ConsumedMessage>, String> {
+    const QUIET: Duration = Duration::from_secs(1);
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     let consumer: BaseConsumer = ClientConfig::new()
@@ -233,10 +238,10 @@ pub fn read_all(
                 .map_err(|e| format!("watermarks of {topic}/{}: {e}", p.id()))?;
             if high > 0 {
                 ends.insert((topic.to_string(), p.id()), high);
-                assignment
-                    .add_partition_offset(topic, p.id(), Offset::Beginning)
-                    .map_err(|e| e.to_string())?;
             }
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Beginning)
+                .map_err(|e| e.to_string())?;
         }
     }
     let mut out = Vec::new();
@@ -246,7 +251,8 @@ pub fn read_all(
     consumer
         .assign(&assignment)
         .map_err(|e| format!("assign: {e}"))?;
-    while !ends.is_empty() {
+    let mut last = Instant::now();
+    while !ends.is_empty() || last.elapsed() < QUIET {
         if left().is_zero() {
             return Err(format!(
                 "read {} message(s); partitions not read to their end within {} ms: {:?}",
@@ -255,10 +261,11 @@ pub fn read_all(
                 ends
             ));
         }
-        match consumer.poll(left().min(Duration::from_millis(200))) {
+        match consumer.poll(left().min(Duration::from_millis(100))) {
             None => {}
             Some(Err(e)) => return Err(format!("consume: {e}")),
             Some(Ok(m)) => {
+                last = Instant::now();
                 let id = (m.topic().to_owned(), m.partition());
                 if let Some(end) = ends.get(&id) {
                     if m.offset() + 1 >= *end {

@@ -22,6 +22,31 @@ const TYPES: [&str; 7] = [
     "client_report",
 ];
 
+/// An event of type `ty` with the fields its type requires.
+fn typed(id: &str, ty: &str, n: usize) -> serde_json::Value {
+    let mut e = ev(id, ty, "e");
+    let extra = match ty {
+        "metric" => serde_json::json!({"metric_type": "value", "value": n as f64 / 4.0}),
+        "log" => serde_json::json!({"level": "info", "message": "hello"}),
+        "span" => serde_json::json!({
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "span_id": "b7ad6b7169203331",
+            "duration_ms": 1.5,
+            "status": "ok",
+        }),
+        "usage" => serde_json::json!({
+            "resource_id": "relay", "app_feature": "spans", "unit": "bytes", "amount": n,
+        }),
+        _ => serde_json::json!({}),
+    };
+    for (k, v) in extra.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    e["n"] = n.into();
+    e["text"] = "é \"q\"".into();
+    e
+}
+
 fn ndjson(events: &[serde_json::Value]) -> String {
     events.iter().map(|e| format!("{e}\n")).collect()
 }
@@ -67,10 +92,7 @@ fn acknowledged_events_are_all_in_kafka_once() {
         let events: Vec<serde_json::Value> = (0..350)
             .map(|i| {
                 let n = req * 350 + i;
-                let mut e = ev(&format!("id-{n}"), TYPES[n % TYPES.len()], "e");
-                e["n"] = n.into();
-                e["text"] = "é \"q\"".into();
-                e
+                typed(&format!("id-{n}"), TYPES[n % TYPES.len()], n)
             })
             .collect();
         let (status, _, answer) = post(&server.url(), ndjson(&events));

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
@@ -244,7 +244,8 @@ pub struct KafkaRecord<'a> {
 /// message) causes. Failures are classified for the core's retry policy: a dead or
 /// unreachable broker, timeouts, leader changes and a full queue are retried; a message
 /// too large, an invalid topic or a refused authorisation give up. A producer that hits a
-/// fatal idempotence error is replaced by a fresh one and the batch retried.
+/// fatal error, or whose messages timed out, is replaced by a fresh one (a new idempotent
+/// producer session) and the batch retried.
 ///
 /// ```no_run
 /// use beacon::transport::{KafkaConfig, KafkaTransport};
@@ -480,25 +481,29 @@ impl KafkaProducer {
         match select(done, Box::pin(rt::sleep(guard))).await {
             Either::Left(((), _)) => {}
             Either::Right(_) => {
+                self.replace(&producer);
                 return Err(SendError::retry(format!(
                     "no Kafka delivery report within {} ms",
                     guard.as_millis()
-                )))
+                )));
             }
         }
         let outcome = tracker.outcome();
-        if outcome.is_err() {
-            self.replace_if_fatal(&producer);
+        if outcome.is_err()
+            && (tracker.timed_out.load(Ordering::Relaxed)
+                || producer.client().fatal_error().is_some())
+        {
+            self.replace(&producer);
         }
         outcome
     }
 
-    /// After a fatal error (e.g. the broker lost the idempotent producer's state), librdkafka
-    /// refuses to produce: replace the producer so the retry can go through.
-    fn replace_if_fatal(&self, failed: &Arc<Inner>) {
-        if failed.client().fatal_error().is_none() {
-            return;
-        }
+    /// Replaces a producer that cannot go on: after a fatal error, or after messages timed
+    /// out. An idempotent producer whose messages timed out must start a new producer
+    /// session; against a broker that lost its state (restarted) librdkafka's own recovery
+    /// can stall, and every later message times out too. A fresh producer gets a new
+    /// producer id; the re-sent messages keep their keys.
+    fn replace(&self, failed: &Arc<Inner>) {
         let Ok(fresh) = create(&self.client_config) else {
             return;
         };
@@ -584,6 +589,9 @@ impl ProducerContext for Reports {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<Tracker>) {
         if let Err((e, msg)) = result {
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                tracker.timed_out.store(true, Ordering::Relaxed);
+            }
             tracker.fail(classify(e, rdkafka::Message::topic(msg)));
         }
         tracker.release();
@@ -596,6 +604,7 @@ struct Tracker {
     remaining: AtomicUsize,
     worst: Mutex<Option<SendError>>,
     failed: AtomicUsize,
+    timed_out: AtomicBool,
     waker: AtomicWaker,
 }
 
