@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(parsed.total() <= limits.max_items);
     let mut seen = vec![false; parsed.total()];
     for v in &parsed.valid {
-        assert!(!std::mem::replace(&mut seen[v.index], true), "index used twice");
+        assert!(
+            !std::mem::replace(&mut seen[v.index], true),
+            "index used twice"
+        );
         assert!(v.json.len() <= limits.max_item_bytes);
         // The canonical encoding is valid JSON and a fixed point of validation.
         let again = beacon::schema::validate_str(&v.json, limits.max_item_bytes)
@@ -41,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(obj["event_type"].as_str(), Some(v.event_type.as_str()));
     }
     for r in &parsed.rejected {
-        assert!(!std::mem::replace(&mut seen[r.index], true), "index used twice");
+        assert!(
+            !std::mem::replace(&mut seen[r.index], true),
+            "index used twice"
+        );
         assert!(!r.error.is_empty());
     }
     assert!(seen.iter().all(|s| *s), "every index answered");
