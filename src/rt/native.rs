@@ -112,7 +112,15 @@ impl HttpClient {
                 if e.is_timeout() {
                     format!("request to {} timed out", req.url)
                 } else {
-                    format!("request to {} failed: {e}", req.url)
+                    // reqwest's own text hides the cause ("connection refused"): add the chain.
+                    let mut text = format!("request to {} failed: {e}", req.url);
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        text.push_str(": ");
+                        text.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    text
                 }
             })?;
             let status = resp.status().as_u16();
