@@ -7,7 +7,8 @@
 # runs with RUSTC_BOOTSTRAP=1. FUZZ_SECONDS sets the length (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+source scripts/ci/lib.sh
+bg_wait cargo-fuzz || cargo install cargo-fuzz --locked
 cd intake/fuzz
 mkdir -p corpus/parse_body
 RUSTC_BOOTSTRAP=1 cargo fuzz run parse_body corpus/parse_body seeds/parse_body -- \

@@ -17,6 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+source scripts/ci/lib.sh
+bg_wait tansu || true
 if ! command -v tansu >/dev/null 2>&1; then
   echo "installing tansu (once per machine; about 15 minutes on 2 cores)"
   cargo install tansu --locked --features dynostore
