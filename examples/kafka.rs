@@ -17,7 +17,17 @@ use beacon::transport::{KafkaConfig, KafkaTransport};
 use beacon::usage_accountant::UsageAccountant;
 use beacon::{attrs, Client, Level, UsageUnit};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let brokers = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9092".to_owned());

@@ -535,10 +535,11 @@ fn create(cc: &ClientConfig) -> Result<Inner, KafkaError> {
     cc.create_with_context(Reports)
 }
 
-/// librdkafka's error text without rdkafka's wrapper.
+/// librdkafka's error code and text (e.g. `BrokerTransportFailure (Local: Broker transport
+/// failure)`), without rdkafka's wrapper.
 fn describe(e: &KafkaError) -> String {
     match e.rdkafka_error_code() {
-        Some(code) => format!("{code} ({e})"),
+        Some(code) => code.to_string(),
         None => e.to_string(),
     }
 }
