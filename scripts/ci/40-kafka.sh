@@ -28,6 +28,8 @@ command -v tansu
 cargo clippy --workspace --all-targets --features testing,kafka -- -D warnings
 cargo test --features testing,kafka --lib -- kafka usage_accountant
 cargo test --features testing,kafka --test kafka
+# The README's Kafka examples compile only with the feature.
+cargo test --doc --features testing,kafka
 cargo test -p beacon-intake --features testing,kafka --test kafka_sink
 
 # The example, against a broker started here.
