@@ -530,14 +530,9 @@ impl Client {
     #[inline]
     fn observe(&self, kind: MetricKind, name: &str, value: f64, attrs: &Attrs<'_>) {
         let Some(s) = self.shared() else { return };
-        if name.is_empty()
-            || name.len() > schema::MAX_NAME_LEN
-            || attrs.iter().any(|(k, _)| schema::check_key(k).is_err())
-        {
+        if !s.metrics.observe(kind, name, &self.ctx, attrs, value) {
             s.pipeline.drop_items(DropReason::Invalid, 1);
-            return;
         }
-        s.metrics.observe(kind, name, &self.ctx, attrs, value);
     }
 
     /// Adds to a counter; summed per (name, attributes) and emitted once per flush interval.

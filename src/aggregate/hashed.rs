@@ -56,6 +56,26 @@ impl<E> HashedMap<E> {
         &mut bucket[pos]
     }
 
+    /// Like [`HashedMap::get_or_insert`], but `make` may refuse (then nothing is inserted).
+    #[inline]
+    pub(crate) fn get_or_try_insert(
+        &mut self,
+        hash: u64,
+        eq: impl Fn(&E) -> bool,
+        make: impl FnOnce() -> Option<E>,
+    ) -> Option<&mut E> {
+        let bucket = self.map.entry(hash).or_default();
+        let pos = match bucket.iter().position(eq) {
+            Some(p) => p,
+            None => {
+                bucket.push(make()?);
+                self.len += 1;
+                bucket.len() - 1
+            }
+        };
+        Some(&mut bucket[pos])
+    }
+
     /// Visits every entry; entries for which `f` returns `false` are removed.
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut E) -> bool) {
         let mut removed = 0;

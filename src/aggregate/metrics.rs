@@ -58,7 +58,9 @@ impl Metrics {
         }
     }
 
-    /// Adds an observation to its series.
+    /// Adds an observation to its series. Returns `false` (and records nothing) when a new
+    /// series would have an invalid name or attribute key; existing series were checked when
+    /// they were created, so the hot path checks nothing.
     #[inline]
     pub(crate) fn observe(
         &self,
@@ -67,7 +69,7 @@ impl Metrics {
         ctx: &Arc<Ctx>,
         attrs: &Attrs<'_>,
         value: f64,
-    ) {
+    ) -> bool {
         let mut h = FxHasher::default();
         kind.hash(&mut h);
         name.hash(&mut h);
@@ -78,7 +80,7 @@ impl Metrics {
         }
         let hash = h.finish();
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.get_or_insert(
+        let Some(s) = map.get_or_try_insert(
             hash,
             |s| {
                 s.kind == kind
@@ -90,29 +92,40 @@ impl Metrics {
                         .zip(attrs.iter())
                         .all(|((k1, v1), (k2, v2))| **k1 == **k2 && v1 == v2)
             },
-            || Series {
-                kind,
-                name: name.into(),
-                ctx: ctx.clone(),
-                attrs: to_owned_attrs(attrs),
-                since_ms: crate::rt::now_unix_ms(),
-                agg: match kind {
-                    MetricKind::Counter => Agg::Counter(0.0),
-                    MetricKind::Gauge => Agg::Gauge(0.0),
-                    MetricKind::Histogram => {
-                        let bounds = (self.bounds)(name);
-                        Agg::Histogram {
-                            counts: vec![0; bounds.len() + 1],
-                            bounds,
-                            count: 0,
-                            sum: 0.0,
-                            min: f64::INFINITY,
-                            max: f64::NEG_INFINITY,
+            || {
+                if crate::schema::check_name(name).is_err()
+                    || attrs
+                        .iter()
+                        .any(|(k, _)| crate::schema::check_key(k).is_err())
+                {
+                    return None;
+                }
+                Some(Series {
+                    kind,
+                    name: name.into(),
+                    ctx: ctx.clone(),
+                    attrs: to_owned_attrs(attrs),
+                    since_ms: crate::rt::now_unix_ms(),
+                    agg: match kind {
+                        MetricKind::Counter => Agg::Counter(0.0),
+                        MetricKind::Gauge => Agg::Gauge(0.0),
+                        MetricKind::Histogram => {
+                            let bounds = (self.bounds)(name);
+                            Agg::Histogram {
+                                counts: vec![0; bounds.len() + 1],
+                                bounds,
+                                count: 0,
+                                sum: 0.0,
+                                min: f64::INFINITY,
+                                max: f64::NEG_INFINITY,
+                            }
                         }
-                    }
-                },
+                    },
+                })
             },
-        );
+        ) else {
+            return false;
+        };
         match &mut s.agg {
             Agg::Counter(sum) => *sum += value,
             Agg::Gauge(last) => *last = value,
@@ -133,6 +146,7 @@ impl Metrics {
                 *max = max.max(value);
             }
         }
+        true
     }
 
     fn encode(s: &Series, now_ms: u64) -> Option<Item> {
