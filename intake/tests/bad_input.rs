@@ -422,3 +422,69 @@ fn an_open_intake_refuses_to_listen_beyond_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn a_busy_store_answers_503_with_retry_after_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // At most 4 items may wait for the writer; with --sync full every commit waits for the disk,
+    // so eight senders keep it busy and some requests must be shed.
+    let s = start(dir.path(), &["--max-pending-items", "4", "--sync", "full"]);
+    let url = s.url();
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = http();
+                let (mut stored, mut shed) = (0u64, Vec::new());
+                for i in 0..60 {
+                    let batch = json!([
+                        ev(&format!("busy-{t}-{i}-a"), "behavioral", "x"),
+                        ev(&format!("busy-{t}-{i}-b"), "behavioral", "x"),
+                    ]);
+                    // A shed batch is sent again, as the SDK would: bounded, so the test ends.
+                    for _attempt in 0..200 {
+                        let r = client
+                            .post(&url)
+                            .bearer_auth(TOKEN)
+                            .header("content-type", "application/json")
+                            .body(batch.to_string())
+                            .send()
+                            .unwrap();
+                        if r.status().as_u16() == 503 {
+                            let after = r
+                                .headers()
+                                .get("retry-after")
+                                .map(|v| v.to_str().unwrap().to_owned());
+                            let (_, msg) = error_of(r);
+                            shed.push((after, msg));
+                            continue;
+                        }
+                        assert_eq!(r.status().as_u16(), 200);
+                        stored += 2;
+                        break;
+                    }
+                }
+                (stored, shed)
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    let mut shed = Vec::new();
+    for t in senders {
+        let (n, s) = t.join().unwrap();
+        stored += n;
+        shed.extend(s);
+    }
+    assert_eq!(stored, 8 * 60 * 2, "every batch was eventually accepted");
+    assert!(
+        !shed.is_empty(),
+        "eight concurrent senders against a bound of 4 items were never shed"
+    );
+    for (after, msg) in &shed {
+        assert_eq!(after.as_deref(), Some("1"));
+        assert!(msg.starts_with("store busy:"), "{msg}");
+    }
+    let db = s.db();
+    drop(s);
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 8 * 60 * 2);
+}
