@@ -387,15 +387,20 @@ impl Pipeline {
         }
     }
 
+    /// The drop counts a `client_report` should carry now, unless one is already in flight
+    /// or there is nothing to report.
+    fn due_report(&self, q: &Queue) -> Option<[u64; 5]> {
+        if q.report_inflight {
+            return None;
+        }
+        let counts: [u64; 5] = std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
+        counts.iter().any(|c| *c > 0).then_some(counts)
+    }
+
     fn take(&self, require_full: bool, budget: &mut usize) -> Option<Taken> {
         let mut q = lock(&self.queue);
-        let report_only = !require_full
-            && !q.report_inflight
-            && (q.items.is_empty() || *budget == 0)
-            && self
-                .unreported
-                .iter()
-                .any(|c| c.load(Ordering::Relaxed) > 0);
+        let report_only =
+            !require_full && (q.items.is_empty() || *budget == 0) && self.due_report(&q).is_some();
         if !report_only
             && (*budget == 0
                 || q.items.is_empty()
@@ -419,18 +424,10 @@ impl Pipeline {
         q.bytes -= bytes;
         q.inflight_items += items.len();
         q.inflight_bytes += bytes;
-        let report = if q.report_inflight {
-            None
-        } else {
-            let counts: [u64; 5] =
-                std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
-            if counts.iter().any(|c| *c > 0) {
-                q.report_inflight = true;
-                Some(counts)
-            } else {
-                None
-            }
-        };
+        let report = self.due_report(&q);
+        if report.is_some() {
+            q.report_inflight = true;
+        }
         drop(q);
         if let Some(counts) = report {
             items.push((self.report)(&DropCounts::from_array(counts)));
@@ -453,6 +450,20 @@ impl Pipeline {
         let n = items.len() - report.is_some() as usize;
         let batch = Batch::new(items);
         let outcome = transport::deliver(&self.transports, &self.retry, batch.clone()).await;
+        self.settle(batch, n, bytes, report, outcome)
+    }
+
+    /// Settles a batch that was in flight (`n` queue items of `bytes` bytes, plus the report
+    /// item when `report` is set): counts it delivered or dropped, or puts its items back at
+    /// the front of the queue, in order. Returns `false` when they went back.
+    fn settle(
+        &self,
+        batch: Batch,
+        n: usize,
+        bytes: usize,
+        report: Option<[u64; 5]>,
+        outcome: Outcome,
+    ) -> bool {
         let mut q = lock(&self.queue);
         q.inflight_items -= n;
         q.inflight_bytes -= bytes;
@@ -683,15 +694,8 @@ impl Pipeline {
         q.bytes -= item_bytes;
         q.inflight_items += n;
         q.inflight_bytes += item_bytes;
-        let due = !q.report_inflight
-            && self
-                .unreported
-                .iter()
-                .any(|c| c.load(Ordering::Relaxed) > 0);
         let mut report = None;
-        if due {
-            let counts: [u64; 5] =
-                std::array::from_fn(|i| self.unreported[i].load(Ordering::Relaxed));
+        if let Some(counts) = self.due_report(&q) {
             let item = (self.report)(&DropCounts::from_array(counts));
             if bytes + item.len() < max_bytes {
                 q.report_inflight = true;
@@ -711,39 +715,11 @@ impl Pipeline {
     /// Settles a page-exit batch: counts it delivered, or puts its items back at the front
     /// of the queue (in order) for the next flush.
     pub(crate) fn settle_exit(&self, exit: ExitBatch, delivered: bool) {
-        let ExitBatch {
-            batch,
-            items: n,
-            bytes,
-            report,
-        } = exit;
-        let mut q = lock(&self.queue);
-        q.inflight_items -= n;
-        q.inflight_bytes -= bytes;
-        if report.is_some() {
-            q.report_inflight = false;
-        }
-        if delivered {
-            drop(q);
-            if let Some(counts) = report {
-                for (i, c) in counts.iter().enumerate() {
-                    self.unreported[i].fetch_sub(*c, Ordering::Relaxed);
-                }
-            }
-            self.delivered.fetch_add(n as u64, Ordering::Relaxed);
-            self.batches_sent.fetch_add(1, Ordering::Relaxed);
-            self.last_flush_ms
-                .store(rt::now_unix_ms().max(1), Ordering::Relaxed);
+        let outcome = if delivered {
+            Outcome::Delivered
         } else {
-            let mut items = batch.into_items();
-            items.truncate(n);
-            for it in items.into_iter().rev() {
-                q.items.push_front(it);
-            }
-            q.bytes += bytes;
-            drop(q);
-            self.batches_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        self.done.notify();
+            Outcome::Retry
+        };
+        self.settle(exit.batch, exit.items, exit.bytes, exit.report, outcome);
     }
 }
