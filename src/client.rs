@@ -9,6 +9,7 @@ use futures_channel::oneshot;
 
 use crate::aggregate::{MetricKind, Metrics, UsageAggregator, DEFAULT_HISTOGRAM_BOUNDS};
 use crate::batch::{BatchConfig, DropCounts, DropReason, FlushError, Pipeline, Stats};
+use crate::data::item::ItemWriter;
 use crate::data::value::write_f64;
 use crate::data::{
     Attrs, Item, Level, MetricType, OwnedValue, SpanContext, SpanStatus, UsageUnit, Value,
@@ -629,15 +630,27 @@ impl Client {
             sampled,
         };
         ACTIVE.with(|a| a.borrow_mut().push(cx));
+        let invalid = schema::check_name(name).is_err();
+        // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
+        // they are set, the client's attributes, duration and status when it ends.
+        let item = (sampled && !invalid).then(|| {
+            let mut w = self
+                .ctx
+                .begin_bare(types::SPAN, name, rt::now_unix_ms(), 256);
+            w.hex(fields::TRACE_ID, &cx.trace_id);
+            w.hex(fields::SPAN_ID, &cx.span_id);
+            if let Some(p) = parent {
+                w.hex(fields::PARENT_SPAN_ID, &p.span_id);
+            }
+            w
+        });
         Span {
             client: self.clone(),
-            name: name.into(),
+            item,
             cx,
-            parent: parent.map(|p| p.span_id),
-            start_ms: rt::now_unix_ms(),
             start: rt::now(),
-            attrs: String::with_capacity(96),
-            invalid: schema::check_name(name).is_err(),
+            overridden: Vec::new(),
+            invalid,
             status: SpanStatus::Unset,
             ended: false,
         }
@@ -811,12 +824,12 @@ impl Client {
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
 pub struct Span {
     client: Client,
-    name: String,
+    /// The item being written; `None` when the span is not sampled or its name is invalid.
+    item: Option<ItemWriter>,
     cx: SpanContext,
-    parent: Option<[u8; 8]>,
-    start_ms: u64,
     start: Instant,
-    attrs: String,
+    /// Indexes of the client's attributes that the span's own attributes replace.
+    overridden: Vec<usize>,
     invalid: bool,
     status: SpanStatus,
     ended: bool,
@@ -839,10 +852,14 @@ impl Span {
             self.invalid = true;
             return self;
         }
-        self.attrs.push(',');
-        schema::write_json_str(&mut self.attrs, key);
-        self.attrs.push(':');
-        value.into().write_json(&mut self.attrs);
+        if let Some(w) = &mut self.item {
+            if let Some(i) = self.client.ctx.index_of(key) {
+                if !self.overridden.contains(&i) {
+                    self.overridden.push(i);
+                }
+            }
+            value.into().write_json(w.key(key));
+        }
         self
     }
 
@@ -876,38 +893,23 @@ impl Span {
             s.pipeline.drop_items(DropReason::Invalid, 1);
             return;
         }
-        if !self.cx.sampled {
+        let Some(mut w) = self.item.take() else {
             s.pipeline.drop_items(DropReason::SampledOut, 1);
             return;
-        }
+        };
         let duration_us = self.start.elapsed().as_micros() as u64;
-        let (cx, parent, start_ms, status, attrs) = (
-            self.cx,
-            self.parent,
-            self.start_ms,
-            &self.status,
-            &self.attrs,
-        );
-        self.client.emit_sized(
-            types::SPAN,
-            &self.name,
-            start_ms,
-            &[],
-            176 + attrs.len(),
-            |w| {
-                w.hex(fields::TRACE_ID, &cx.trace_id);
-                w.hex(fields::SPAN_ID, &cx.span_id);
-                if let Some(p) = parent {
-                    w.hex(fields::PARENT_SPAN_ID, &p);
-                }
-                crate::data::value::write_ms_from_us(w.key(fields::DURATION_MS), duration_us);
-                w.str(fields::STATUS, status.as_str());
-                if let SpanStatus::Error(m) = status {
-                    w.str(fields::STATUS_MESSAGE, m);
-                }
-                w.raw(attrs);
-            },
-        );
+        let overridden = &self.overridden;
+        self.client
+            .ctx
+            .write_attrs(&mut w, !overridden.is_empty(), |i, _| {
+                overridden.contains(&i)
+            });
+        crate::data::value::write_ms_from_us(w.key(fields::DURATION_MS), duration_us);
+        w.str(fields::STATUS, self.status.as_str());
+        if let SpanStatus::Error(m) = &self.status {
+            w.str(fields::STATUS_MESSAGE, m);
+        }
+        s.pipeline.push(w.finish());
     }
 }
 
@@ -931,8 +933,9 @@ impl Drop for Span {
 
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.item.as_ref().map(ItemWriter::event_name);
         f.debug_struct("Span")
-            .field("name", &self.name)
+            .field("name", &name.as_deref().unwrap_or(""))
             .field("traceparent", &self.cx.traceparent())
             .finish()
     }

@@ -95,30 +95,61 @@ impl Ctx {
                 rule,
             })?;
         }
-        let mut id_buf = [0u8; 36];
-        let id = crate::random::event_id(time_ms, &mut id_buf);
-        let mut time_buf = [0u8; 24];
-        let time = rfc3339_cached(time_ms, &mut time_buf);
-        let capacity = 112 + ty.len() + name.len() + self.fragment.len() + 32 * call.len() + extra;
-        let mut w = Item::writer(capacity, id, time, ty, name);
+        let capacity = 32 * call.len() + extra;
+        let mut w = self.begin_bare(ty, name, time_ms, capacity);
         let overridden = !call.is_empty()
             && !self.attrs.is_empty()
-            && call
-                .iter()
-                .any(|(ck, _)| self.attrs.iter().any(|(k, _)| **k == **ck));
-        if overridden {
-            for (k, v) in &self.attrs {
-                if !call.iter().any(|(ck, _)| **k == **ck) {
-                    v.write_json(w.key(k));
-                }
-            }
-        } else {
-            w.raw(&self.fragment);
-        }
+            && call.iter().any(|(ck, _)| self.index_of(ck).is_some());
+        self.write_attrs(&mut w, overridden, |_, k| {
+            call.iter().any(|(ck, _)| *ck == k)
+        });
         for (k, v) in call {
             v.write_json(w.key(k));
         }
         Ok(w)
+    }
+
+    /// Starts an item with the envelope only (a new UUIDv7 id), with room for this context's
+    /// attributes (see [`Ctx::write_attrs`]) and `extra` more bytes. `ty` must be a valid
+    /// `event_type`.
+    #[inline]
+    pub(crate) fn begin_bare(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        extra: usize,
+    ) -> ItemWriter {
+        let id = crate::random::event_id(time_ms);
+        let time = rfc3339_cached(time_ms);
+        let capacity = 112 + ty.len() + name.len() + self.fragment.len() + extra;
+        Item::writer(capacity, &id, &time, ty, name)
+    }
+
+    /// The position of `key` among this context's attributes.
+    #[inline]
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        self.attrs.iter().position(|(k, _)| **k == *key)
+    }
+
+    /// Writes this context's attributes: all of them when `overridden` is false, else those
+    /// for which `skip(index, key)` is false.
+    #[inline]
+    pub(crate) fn write_attrs(
+        &self,
+        w: &mut ItemWriter,
+        overridden: bool,
+        skip: impl Fn(usize, &str) -> bool,
+    ) {
+        if !overridden {
+            w.raw(&self.fragment);
+            return;
+        }
+        for (i, (k, v)) in self.attrs.iter().enumerate() {
+            if !skip(i, k) {
+                v.write_json(w.key(k));
+            }
+        }
     }
 }
 
@@ -128,24 +159,19 @@ thread_local! {
 }
 
 /// `event_time` text for a Unix time in ms, formatting the date only once per second.
-fn rfc3339_cached(unix_ms: u64, buf: &mut [u8; 24]) -> &str {
+#[inline]
+fn rfc3339_cached(unix_ms: u64) -> [u8; 24] {
     let sec = unix_ms / 1000;
     let (cached_sec, mut text) = TIME_CACHE.with(|c| c.get());
     if cached_sec != sec {
-        let mut s = String::with_capacity(24);
-        schema::write_rfc3339_ms(&mut s, unix_ms);
-        if s.len() == 24 {
-            text.copy_from_slice(s.as_bytes());
-            TIME_CACHE.with(|c| c.set((sec, text)));
-        }
+        text = schema::rfc3339_ms_bytes(unix_ms);
+        TIME_CACHE.with(|c| c.set((sec, text)));
     }
     let ms = (unix_ms % 1000) as u16;
     text[20] = b'0' + (ms / 100) as u8;
     text[21] = b'0' + (ms / 10 % 10) as u8;
     text[22] = b'0' + (ms % 10) as u8;
-    *buf = text;
-    // Only ASCII digits and punctuation were written.
-    std::str::from_utf8(buf).unwrap_or("1970-01-01T00:00:00.000Z")
+    text
 }
 
 /// Hashes a value (floats by their bits).

@@ -73,10 +73,8 @@ pub(crate) fn id<const N: usize>() -> [u8; N] {
     }
 }
 
-/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`, written into `buf`.
-pub(crate) fn event_id(unix_ms: u64, buf: &mut [u8; 36]) -> &str {
-    uuid::Builder::from_unix_timestamp_millis(unix_ms, &uuid_bytes())
-        .into_uuid()
-        .hyphenated()
-        .encode_lower(buf)
+/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`, as hyphenated lowercase hex.
+#[inline]
+pub(crate) fn event_id(unix_ms: u64) -> [u8; 36] {
+    crate::schema::uuid_v7(unix_ms, &uuid_bytes())
 }

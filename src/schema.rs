@@ -362,14 +362,23 @@ pub fn check_type(t: &str) -> Result<(), Rule> {
     if t.len() > MAX_TYPE_LEN {
         return Err(Rule::TooLong(MAX_TYPE_LEN));
     }
-    if !t
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
-    {
+    if !t.bytes().all(|b| TYPE_CHARS[b as usize]) {
         return Err(Rule::BadTypeChars);
     }
     Ok(())
 }
+
+/// The bytes an `event_type` may contain: `[a-z0-9_.-]`.
+static TYPE_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-');
+        b += 1;
+    }
+    t
+};
 
 /// Checks an `event_name`: 1 to 128 characters.
 pub fn check_name(n: &str) -> Result<(), Rule> {
@@ -481,6 +490,42 @@ pub fn validate_str(text: &str, max_item_bytes: usize) -> Result<String, SchemaE
     }
 }
 
+/// The fixed start of the items Beacon encodes itself: the id and the time are filled in.
+const OWN_HEAD: &[u8; 105] = b"{\"event_id\":\"00000000-0000-0000-0000-000000000000\",\"event_time\":\"1970-01-01T00:00:00.000Z\",\"event_type\":\"";
+
+/// Appends ASCII bytes to a string.
+#[inline]
+pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: ASCII bytes are valid UTF-8 on their own, so the string stays UTF-8. Every
+    // caller passes bytes it built from ASCII templates, hex digits and decimal digits.
+    unsafe { out.as_mut_vec() }.extend_from_slice(bytes);
+}
+
+/// Like [`write_header`] for an item Beacon encodes itself: `id` is a UUID and `time` an
+/// `event_time` built by Beacon (ASCII), and `ty` already passed [`check_type`], so only the
+/// name needs escaping. Returns the ranges [`write_header`] returns.
+pub(crate) fn write_own_header(
+    out: &mut String,
+    id: &[u8; 36],
+    time: &[u8; 24],
+    ty: &str,
+    name: &str,
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    debug_assert!(check_type(ty).is_ok());
+    let mut head = *OWN_HEAD;
+    head[13..49].copy_from_slice(id);
+    head[65..89].copy_from_slice(time);
+    let t0 = out.len() + head.len();
+    push_ascii(out, &head);
+    out.push_str(ty);
+    let t1 = out.len();
+    out.push_str("\",\"event_name\":");
+    let n0 = out.len() + 1;
+    write_json_str(out, name);
+    (t0..t1, n0..out.len() - 1)
+}
+
 /// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace);
 /// `time` is the already formatted `event_time` (see [`write_rfc3339_ms`]).
 /// Returns the byte ranges of the type's and the name's text (inside their quotes).
@@ -518,20 +563,32 @@ fn needs_escape(bytes: &[u8]) -> bool {
         let below = v.wrapping_sub(LO * 0x20) & !v & HI;
         below | has_zero(v ^ (LO * 0x22)) | has_zero(v ^ (LO * 0x5c)) != 0
     }
-    let word = |c: &[u8]| {
-        let mut w = [b'a'; 8];
-        w[..c.len()].copy_from_slice(c);
+    #[inline]
+    fn load8(c: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&c[..8]);
         u64::from_le_bytes(w)
-    };
-    if bytes.len() < 8 {
-        return word_needs_escape(word(bytes));
     }
-    let mut chunks = bytes.chunks_exact(8);
-    if chunks.by_ref().any(|c| word_needs_escape(word(c))) {
-        return true;
+    #[inline]
+    fn load4(c: &[u8]) -> u64 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&c[..4]);
+        u32::from_le_bytes(w) as u64
     }
-    // The last eight bytes (overlapping what was checked) cover the remainder.
-    !chunks.remainder().is_empty() && word_needs_escape(word(&bytes[bytes.len() - 8..]))
+    let n = bytes.len();
+    if n >= 8 {
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.by_ref().any(|c| word_needs_escape(load8(c))) {
+            return true;
+        }
+        // The last eight bytes (overlapping what was checked) cover the remainder.
+        return !chunks.remainder().is_empty() && word_needs_escape(load8(&bytes[n - 8..]));
+    }
+    if n >= 4 {
+        // Two overlapping four-byte loads cover 4 to 7 bytes.
+        return word_needs_escape(load4(bytes) | load4(&bytes[n - 4..]) << 32);
+    }
+    bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Writes `s` as a JSON string literal, quotes included.
@@ -539,9 +596,12 @@ pub fn write_json_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     // Fast path: almost every key and value needs no escaping.
     if !needs_escape(bytes) {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
+        // SAFETY: a quote, a whole `str` and a quote keep the string UTF-8.
+        let v = unsafe { out.as_mut_vec() };
+        v.reserve(bytes.len() + 2);
+        v.push(b'"');
+        v.extend_from_slice(bytes);
+        v.push(b'"');
         return;
     }
     out.push('"');
@@ -575,6 +635,11 @@ pub fn write_json_str(out: &mut String, s: &str) {
 
 /// Writes a Unix time in ms as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn write_rfc3339_ms(out: &mut String, unix_ms: u64) {
+    push_ascii(out, &rfc3339_ms_bytes(unix_ms));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in ms, as ASCII bytes.
+pub(crate) fn rfc3339_ms_bytes(unix_ms: u64) -> [u8; 24] {
     let secs = unix_ms / 1000;
     let ms = (unix_ms % 1000) as u32;
     let days = (secs / 86_400) as i64;
@@ -589,8 +654,7 @@ pub fn write_rfc3339_ms(out: &mut String, unix_ms: u64) {
     put_digits(&mut b[14..16], sod / 60 % 60);
     put_digits(&mut b[17..19], sod % 60);
     put_digits(&mut b[20..23], ms);
-    // The buffer holds ASCII digits and punctuation only.
-    out.push_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000Z"));
+    b
 }
 
 /// Formats a Unix time in ms as RFC 3339 UTC with milliseconds.
@@ -729,11 +793,37 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
 }
 
 /// Builds a UUIDv7 string from a Unix time in ms and 10 random bytes.
+#[inline]
 pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> [u8; 36] {
     let id = uuid::Builder::from_unix_timestamp_millis(unix_ms, random).into_uuid();
-    let mut buf = [0u8; 36];
-    id.hyphenated().encode_lower(&mut buf);
-    buf
+    hyphenated(id.as_bytes())
+}
+
+/// Two lowercase hex digits for every byte value.
+pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [HEX[b >> 4], HEX[b & 15]];
+        b += 1;
+    }
+    t
+};
+
+/// The hyphenated lowercase form of a UUID (`8-4-4-4-12` hex digits), a byte pair at a time.
+#[inline]
+fn hyphenated(bytes: &[u8; 16]) -> [u8; 36] {
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at..at + 2].copy_from_slice(&HEX_PAIRS[*b as usize]);
+        at += 2;
+    }
+    out
 }
 
 #[cfg(test)]

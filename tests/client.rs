@@ -540,7 +540,9 @@ fn spans_logs_and_traceparent() {
     let outgoing;
     {
         let mut root = client.span_with_parent("GET /pay", &remote);
-        root.set_attr("http.method", "GET").set_attr("retries", 2);
+        root.set_attr("http.method", "GET")
+            .set_attr("retries", 2)
+            .set_attr("region", "us");
         {
             let mut child = client.span("db.query");
             client.log(Level::Warn, "slow query", &attrs!["table" => "orders"]);
@@ -573,6 +575,17 @@ fn spans_logs_and_traceparent() {
     );
     assert_eq!(root["http.method"], "GET");
     assert_eq!(root["retries"], 2);
+    // A span's own attribute replaces the client's (and is written once); other spans and
+    // the client's other attributes are untouched.
+    assert_eq!(root["region"], "us");
+    assert_eq!(child["region"], "eu");
+    assert_eq!(root["service_name"], "test-svc");
+    let root_text = mem
+        .items()
+        .into_iter()
+        .find(|i| i.event_type() == "span" && i.event_name() == "GET /pay")
+        .unwrap();
+    assert_eq!(root_text.json().matches("\"region\":").count(), 1);
     assert!(root["duration_ms"].as_f64().unwrap() >= child["duration_ms"].as_f64().unwrap());
     assert_eq!(root["span_id"].as_str().unwrap().len(), 16);
     let parsed = SpanContext::from_traceparent(&outgoing).unwrap();

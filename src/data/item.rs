@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::schema::{write_header, write_json_str};
+use crate::schema::{write_json_str, write_own_header};
 
 /// One encoded item: a complete JSON object in the shared schema, ready to send.
 ///
@@ -17,15 +17,17 @@ pub struct Item {
 impl Item {
     /// Starts an item: writes the envelope's required fields into a new buffer.
     /// Finish it with [`ItemWriter::finish`].
+    /// `ty` must be a valid `event_type` (see [`crate::schema::check_type`]).
+    #[inline]
     pub(crate) fn writer(
         capacity: usize,
-        id: &str,
-        time: &str,
+        id: &[u8; 36],
+        time: &[u8; 24],
         ty: &str,
         name: &str,
     ) -> ItemWriter {
         let mut json = String::with_capacity(capacity);
-        let (t, n) = write_header(&mut json, id, time, ty, name);
+        let (t, n) = write_own_header(&mut json, id, time, ty, name);
         let item = Item {
             json,
             ty: (t.start as u32, t.end as u32),
@@ -138,9 +140,15 @@ impl ItemWriter {
     /// Writes `,"key":"<lowercase hex of bytes>"`.
     pub(crate) fn hex(&mut self, key: &str, bytes: &[u8]) {
         let out = self.key(key);
+        out.reserve(2 * bytes.len() + 2);
         out.push('"');
         crate::data::span::write_hex(out, bytes);
         out.push('"');
+    }
+
+    /// The item's `event_name`.
+    pub(crate) fn event_name(&self) -> Cow<'_, str> {
+        self.item.event_name()
     }
 
     /// Writes a pre-encoded fragment (`,"key":value` pairs) as is.

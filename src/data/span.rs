@@ -1,7 +1,5 @@
 use std::fmt;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The identity of a span: a 128-bit trace id, a 64-bit span id and the sampled flag.
 /// It crosses process boundaries as a W3C `traceparent` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,21 +105,17 @@ impl SpanStatus {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
+    write_hex(&mut s, bytes);
     s
 }
 
 pub(crate) fn write_hex(out: &mut String, bytes: &[u8]) {
-    for chunk in bytes.chunks(32) {
-        let mut buf = [0u8; 64];
-        for (i, b) in chunk.iter().enumerate() {
-            buf[2 * i] = HEX[(b >> 4) as usize];
-            buf[2 * i + 1] = HEX[(b & 15) as usize];
+    for chunk in bytes.chunks(16) {
+        let mut buf = [0u8; 32];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair.copy_from_slice(&crate::schema::HEX_PAIRS[*b as usize]);
         }
-        out.push_str(std::str::from_utf8(&buf[..2 * chunk.len()]).unwrap_or(""));
+        crate::schema::push_ascii(out, &buf[..2 * chunk.len()]);
     }
 }
 

@@ -85,7 +85,7 @@ pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
         while digits[n - 1] == b'0' {
             n -= 1;
         }
-        out.push_str(std::str::from_utf8(&digits[..n]).unwrap_or(""));
+        crate::schema::push_ascii(out, &digits[..n]);
     }
 }
 

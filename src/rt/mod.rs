@@ -57,7 +57,12 @@ impl<T: ?Sized> MaybeSync for T {}
 pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
 
 /// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is before it).
+#[inline]
 pub fn now_unix_ms() -> u64 {
+    #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
+    if let Some(ms) = native::clock_unix_ms(libc::CLOCK_REALTIME) {
+        return ms;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -157,22 +157,27 @@ pub fn is_offline() -> bool {
 
 /// Wall-clock Unix ms from the kernel's coarse clock (a few ms of resolution, a fraction of the
 /// cost): enough to pick a usage bucket.
-#[cfg(target_os = "linux")]
 pub fn now_unix_ms_coarse() -> u64 {
+    #[cfg(target_os = "linux")]
+    if let Some(ms) = clock_unix_ms(libc::CLOCK_REALTIME_COARSE) {
+        return ms;
+    }
+    super::now_unix_ms()
+}
+
+/// Unix ms from one of the kernel's wall clocks (`None` if it fails or is before 1970).
+/// `clock_gettime` straight, without `SystemTime`'s checked subtraction.
+#[cfg(target_os = "linux")]
+#[inline]
+pub(super) fn clock_unix_ms(clock: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `clock_gettime` only writes into the `timespec` we own.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
     if r != 0 || ts.tv_sec < 0 {
-        return super::now_unix_ms();
+        return None;
     }
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
-
-/// Wall-clock Unix ms (no cheaper clock on this OS).
-#[cfg(not(target_os = "linux"))]
-pub fn now_unix_ms_coarse() -> u64 {
-    super::now_unix_ms()
+    Some(ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
 }
