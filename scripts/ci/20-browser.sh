@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The browser side: installs what is missing on a fresh machine (Debian's chromium and
-# chromedriver, the wasm32 target, wasm-bindgen-cli matching the crate's pinned
-# wasm-bindgen, the npm packages), builds the npm package, then runs the core's tests on
-# wasm32 (Node and headless Chromium), the package's JS tests, the end-to-end and packaging
-# tests in headless Chromium, and the size budget.
+# chromedriver, the wasm32 target, the standard library's source, wasm-bindgen-cli matching
+# the crate's pinned wasm-bindgen, the npm packages), builds the npm package, then runs the
+# core's tests on wasm32 (Node and headless Chromium), the package's JS tests, the
+# end-to-end and packaging tests in headless Chromium, and the size budget.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# `npm run build` rebuilds the standard library for the wasm (-Zbuild-std): it needs its source.
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
 if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi

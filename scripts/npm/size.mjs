@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const dir = new URL('../../pkg/', import.meta.url);
-const files = ['beacon_core_bg.wasm', 'beacon_core.js', 'index.js'];
+// index.js is the JS layer bundled with the wasm-bindgen glue (scripts/npm/build.sh).
+const files = ['beacon_core_bg.wasm', 'index.js'];
 const row = (name, buf) => {
   const gz = gzipSync(buf, { level: 9 }).length;
   const br = brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length;

@@ -1,13 +1,71 @@
 //! Browser runtime: futures run on the JS event loop, timers are `setTimeout`, HTTP is `fetch`.
+//!
+//! The browser calls themselves are a few lines of JavaScript (`inline_js` below; the npm
+//! build bundles them into `index.js`): a `fetch` request or a timer set up in JavaScript is
+//! much smaller than the same set up from Rust through `web-sys` and `Reflect`.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use js_sys::{Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::{BoxFuture, HttpRequest, HttpResponse};
+
+#[wasm_bindgen(inline_js = r#"
+export function sleep(ms) {
+  let t;
+  const p = new Promise((r) => { t = setTimeout(r, Math.min(ms, 2147483647)); });
+  p.t = t;
+  return p;
+}
+export function cancel(p) { clearTimeout(p.t); }
+export function random(buf) { crypto.getRandomValues(buf); }
+export function offline() { return globalThis.navigator?.onLine === false; }
+export function httpDate(s) { return Date.parse(s); }
+export async function post(url, headers, body, keepalive, ms) {
+  const h = new Headers();
+  const a = headers.split('\n');
+  for (let i = 1; i < a.length; i += 2) h.set(a[i - 1], a[i]);
+  try {
+    const r = await fetch(url, { method: 'POST', headers: h, body: body.slice(), keepalive, signal: AbortSignal.timeout(ms) });
+    return [r.status, r.headers.get('retry-after'), await r.text()];
+  } catch (e) {
+    throw e?.name === 'TimeoutError' ? `request to ${url} timed out` : String(e?.message ?? e);
+  }
+}
+export function exitFetch(url, body) {
+  try {
+    return fetch(url, { method: 'POST', body, keepalive: true, headers: { 'content-type': 'text/plain;charset=UTF-8' } })
+      .then((r) => r.ok, () => false);
+  } catch {}
+}
+export function exitBeacon(url, body) {
+  try { return navigator.sendBeacon(url, body); } catch { return false; }
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = sleep)]
+    fn set_timer(ms: f64) -> Promise;
+    #[wasm_bindgen(js_name = cancel)]
+    fn clear_timer(p: &Promise);
+    #[wasm_bindgen(js_name = random)]
+    fn get_random(buf: &mut [u8]);
+    #[wasm_bindgen(js_name = offline)]
+    fn js_offline() -> bool;
+    #[wasm_bindgen(js_name = httpDate)]
+    fn http_date(s: &str) -> f64;
+    #[wasm_bindgen(js_name = post)]
+    fn js_post(url: &str, headers: &str, body: &[u8], keepalive: bool, ms: f64) -> Promise;
+    #[wasm_bindgen(js_name = exitFetch)]
+    fn js_exit_fetch(url: &str, body: &str) -> JsValue;
+    #[wasm_bindgen(js_name = exitBeacon)]
+    fn js_exit_beacon(url: &str, body: &str) -> bool;
+}
 
 /// Runs a future on the JS event loop. Always returns `true`.
 pub fn spawn<F>(fut: F) -> bool
@@ -18,16 +76,36 @@ where
     true
 }
 
-/// Sleeps for `d` with `setTimeout`.
-pub async fn sleep(d: Duration) {
-    gloo_timers::future::sleep(d).await
+/// A `setTimeout` timer as a future; the timer is cleared when the future is dropped.
+pub struct Sleep {
+    timer: Promise,
+    done: JsFuture,
 }
 
-/// Fills `buf` with random bytes from `crypto.getRandomValues` (zeros if unavailable).
-pub fn fill_random(buf: &mut [u8]) {
-    if getrandom::fill(buf).is_err() {
-        buf.fill(0);
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.done).poll(cx).map(|_| ())
     }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        clear_timer(&self.timer);
+    }
+}
+
+/// Sleeps for `d` with `setTimeout`.
+pub fn sleep(d: Duration) -> Sleep {
+    let timer = set_timer(d.as_millis() as f64);
+    let done = JsFuture::from(timer.clone());
+    Sleep { timer, done }
+}
+
+/// Fills `buf` with random bytes from `crypto.getRandomValues` (at most 65 536 bytes).
+pub fn fill_random(buf: &mut [u8]) {
+    get_random(buf);
 }
 
 /// Compression is left to the browser: always `None`.
@@ -37,23 +115,13 @@ pub fn gzip(_data: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether the browser reports being offline (`navigator.onLine === false`).
 pub fn is_offline() -> bool {
-    let global = js_sys::global();
-    let nav = Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
-    if nav.is_undefined() {
-        return false;
-    }
-    matches!(
-        Reflect::get(&nav, &JsValue::from_str("onLine"))
-            .ok()
-            .and_then(|v| v.as_bool()),
-        Some(false)
-    )
+    js_offline()
 }
 
 /// Parses an HTTP date (`Retry-After`) into Unix ms with the browser's `Date.parse` (smaller
 /// than a Rust date parser); `None` if malformed or before 1970.
 pub fn parse_http_date_ms(s: &str) -> Option<u64> {
-    let ms = js_sys::Date::parse(s);
+    let ms = http_date(s);
     (ms >= 0.0).then_some(ms as u64)
 }
 
@@ -128,6 +196,19 @@ impl Drop for KeepaliveGuard {
     }
 }
 
+/// Page exit: starts `fetch(url, { keepalive: true })` with a `text/plain` body. `None` if
+/// the request could not be started; else a future of whether the intake answered 2xx.
+pub fn exit_fetch(url: &str, body: &str) -> Option<impl Future<Output = bool>> {
+    let p = js_exit_fetch(url, body).dyn_into::<Promise>().ok()?;
+    Some(async move { JsFuture::from(p).await.ok().and_then(|v| v.as_bool()) == Some(true) })
+}
+
+/// Page exit: queues `body` with `navigator.sendBeacon`; `false` if the browser refused it
+/// (or has no `sendBeacon`).
+pub fn exit_beacon(url: &str, body: &str) -> bool {
+    js_exit_beacon(url, body)
+}
+
 /// The target's HTTP client: the global `fetch` (works in windows and workers).
 #[derive(Clone, Debug, Default)]
 pub struct HttpClient {}
@@ -138,75 +219,41 @@ impl HttpClient {
         Ok(HttpClient {})
     }
 
-    /// Sends a POST request with `fetch`. A network failure is an `Err`.
+    /// Sends a POST request with `fetch`. A network failure or a timeout is an `Err`.
     pub fn post(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, String>> {
         Box::pin(async move {
             if is_offline() {
                 return Err("browser is offline".to_owned());
             }
-            let init = web_sys::RequestInit::new();
-            init.set_method("POST");
             // Every request that fits the page's keepalive budget is sent with keepalive, so
             // a batch in flight when the tab closes still arrives.
             let reserved = keepalive_reserve(req.body.len());
             let _release = KeepaliveGuard(if reserved { req.body.len() } else { 0 });
-            if req.keepalive || reserved {
-                Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)
-                    .map_err(js_err)?;
-            }
-            let headers = web_sys::Headers::new().map_err(js_err)?;
+            let mut headers = String::new();
             for (k, v) in &req.headers {
-                headers.set(k, v).map_err(js_err)?;
-            }
-            init.set_headers(&headers);
-            let body = Uint8Array::from(req.body.as_slice());
-            init.set_body(&body);
-            let global = js_sys::global();
-            let fetch = Reflect::get(&global, &JsValue::from_str("fetch"))
-                .map_err(js_err)?
-                .dyn_into::<js_sys::Function>()
-                .map_err(|_| "fetch is not available".to_owned())?;
-            let promise = fetch
-                .call2(&global, &JsValue::from_str(&req.url), &init)
-                .map_err(js_err)?
-                .dyn_into::<js_sys::Promise>()
-                .map_err(|_| "fetch did not return a promise".to_owned())?;
-            let fetch_fut = JsFuture::from(promise);
-            let timeout = gloo_timers::future::sleep(req.timeout);
-            let resp = match futures_util::future::select(fetch_fut, Box::pin(timeout)).await {
-                futures_util::future::Either::Left((r, _)) => r.map_err(js_err)?,
-                futures_util::future::Either::Right(_) => {
-                    return Err(["request to ", &req.url, " timed out"].concat())
+                for s in [k, v] {
+                    headers.push_str(s);
+                    headers.push('\n');
                 }
-            };
-            let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
-            let status = resp.status();
-            let retry_after = resp.headers().get("retry-after").ok().flatten();
-            let body = match resp.text() {
-                Ok(p) => JsFuture::from(p)
-                    .await
-                    .ok()
-                    .and_then(|v| v.as_string())
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            };
+            }
+            let promise = js_post(
+                &req.url,
+                &headers,
+                &req.body,
+                req.keepalive || reserved,
+                req.timeout.as_millis() as f64,
+            );
+            let resp: Array = JsFuture::from(promise)
+                .await
+                .map_err(|e| e.as_string().unwrap_or_default())?
+                .unchecked_into();
             Ok(HttpResponse {
-                status,
-                retry_after,
-                body,
+                status: resp.get(0).as_f64().unwrap_or(0.0) as u16,
+                retry_after: resp.get(1).as_string(),
+                body: resp.get(2).as_string().unwrap_or_default(),
             })
         })
     }
-}
-
-fn js_err(v: JsValue) -> String {
-    v.as_string()
-        .or_else(|| {
-            Reflect::get(&v, &JsValue::from_str("message"))
-                .ok()
-                .and_then(|m| m.as_string())
-        })
-        .unwrap_or_else(|| "JavaScript error".to_owned())
 }
 
 /// The browser never blocks: always `None`, without running `fut` to completion here (it is
