@@ -16,7 +16,7 @@ use crate::data::{
 };
 use crate::encode::{BadKey, Ctx};
 use crate::report::Reporter;
-use crate::rt::{self, Duration, Instant};
+use crate::rt::{self, Duration};
 use crate::schema::{self, fields, types, Rule, SchemaError};
 use crate::transport::{RetryPolicy, Transport};
 
@@ -261,7 +261,7 @@ impl ClientBuilder {
         for (t, r) in &self.sample_rates {
             if !rate_ok(*r) {
                 return Err(ConfigError::InvalidSampleRate {
-                    what: format!("event_type {t}"),
+                    what: ["event_type ", t].concat(),
                     rate: *r,
                 });
             }
@@ -648,7 +648,7 @@ impl Client {
             client: self.clone(),
             item,
             cx,
-            start: rt::now(),
+            start_us: rt::mono_us(),
             overridden: Vec::new(),
             invalid,
             status: SpanStatus::Unset,
@@ -678,7 +678,7 @@ impl Client {
             client: if keep { Some(self.clone()) } else { None },
             name: name.into(),
             rate,
-            start: rt::now(),
+            start_us: rt::mono_us(),
         }
     }
 
@@ -827,7 +827,8 @@ pub struct Span {
     /// The item being written; `None` when the span is not sampled or its name is invalid.
     item: Option<ItemWriter>,
     cx: SpanContext,
-    start: Instant,
+    /// When it started, on [`rt::mono_us`]'s clock.
+    start_us: u64,
     /// Indexes of the client's attributes that the span's own attributes replace.
     overridden: Vec<usize>,
     invalid: bool,
@@ -897,7 +898,7 @@ impl Span {
             s.pipeline.drop_items(DropReason::SampledOut, 1);
             return;
         };
-        let duration_us = self.start.elapsed().as_micros() as u64;
+        let duration_us = rt::mono_us().saturating_sub(self.start_us);
         let overridden = &self.overridden;
         self.client
             .ctx
@@ -946,7 +947,7 @@ pub struct Timer {
     client: Option<Client>,
     name: String,
     rate: f64,
-    start: Instant,
+    start_us: u64,
 }
 
 impl Timer {
@@ -961,7 +962,7 @@ impl Drop for Timer {
         let Some(client) = self.client.take() else {
             return;
         };
-        let us = self.start.elapsed().as_micros() as u64;
+        let us = rt::mono_us().saturating_sub(self.start_us);
         let rate = self.rate;
         client.emit(types::METRIC, &self.name, rt::now_unix_ms(), &[], |w| {
             w.str(fields::METRIC_TYPE, MetricType::Timer.as_str());

@@ -31,7 +31,7 @@ impl Ctx {
         let mut merged: Vec<(Box<str>, OwnedValue)> = Vec::with_capacity(attrs.len());
         for (k, v) in attrs {
             schema::check_key(&k).map_err(|rule| BadKey {
-                key: k.to_string(),
+                key: String::from(&*k),
                 rule,
             })?;
             match merged.iter_mut().find(|(mk, _)| *mk == k) {
@@ -109,7 +109,7 @@ impl Ctx {
         Ok(w)
     }
 
-    /// Starts an item with the envelope only (a new UUIDv7 id), with room for this context's
+    /// Starts an item with the envelope only, with room for this context's
     /// attributes (see [`Ctx::write_attrs`]) and `extra` more bytes. `ty` must be a valid
     /// `event_type`.
     #[inline]
@@ -120,10 +120,8 @@ impl Ctx {
         time_ms: u64,
         extra: usize,
     ) -> ItemWriter {
-        let id = crate::random::event_id(time_ms);
-        let time = rfc3339_cached(time_ms);
         let capacity = 112 + ty.len() + name.len() + self.fragment.len() + extra;
-        Item::writer(capacity, &id, &time, ty, name)
+        Item::writer(capacity, time_ms, ty, name)
     }
 
     /// The position of `key` among this context's attributes.
@@ -160,7 +158,7 @@ thread_local! {
 
 /// `event_time` text for a Unix time in ms, formatting the date only once per second.
 #[inline]
-fn rfc3339_cached(unix_ms: u64) -> [u8; 24] {
+pub(crate) fn rfc3339_cached(unix_ms: u64) -> [u8; 24] {
     let sec = unix_ms / 1000;
     let (cached_sec, mut text) = TIME_CACHE.with(|c| c.get());
     if cached_sec != sec {

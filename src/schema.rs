@@ -493,6 +493,27 @@ pub fn validate_str(text: &str, max_item_bytes: usize) -> Result<String, SchemaE
 /// The fixed start of the items Beacon encodes itself: the id and the time are filled in.
 const OWN_HEAD: &[u8; 105] = b"{\"event_id\":\"00000000-0000-0000-0000-000000000000\",\"event_time\":\"1970-01-01T00:00:00.000Z\",\"event_type\":\"";
 
+/// Appends `pre`, `s` and `post` with one capacity check and one copy each; the caller's
+/// constant `pre` and `post` (ASCII) become plain stores when this is inlined.
+#[inline(always)]
+pub(crate) fn push3(out: &mut String, pre: &[u8], s: &str, post: &[u8]) {
+    debug_assert!(pre.is_ascii() && post.is_ascii());
+    let n = pre.len() + s.len() + post.len();
+    // SAFETY: ASCII, a whole `str` and ASCII keep the string UTF-8. `reserve` makes room for
+    // the `n` bytes written at the end of the initialised part, and `set_len` covers exactly
+    // those bytes.
+    unsafe {
+        let v = out.as_mut_vec();
+        v.reserve(n);
+        let len = v.len();
+        let at = v.as_mut_ptr().add(len);
+        std::ptr::copy_nonoverlapping(pre.as_ptr(), at, pre.len());
+        std::ptr::copy_nonoverlapping(s.as_ptr(), at.add(pre.len()), s.len());
+        std::ptr::copy_nonoverlapping(post.as_ptr(), at.add(pre.len() + s.len()), post.len());
+        v.set_len(len + n);
+    }
+}
+
 /// Appends ASCII bytes to a string.
 #[inline]
 pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
@@ -502,28 +523,36 @@ pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
     unsafe { out.as_mut_vec() }.extend_from_slice(bytes);
 }
 
-/// Like [`write_header`] for an item Beacon encodes itself: `id` is a UUID and `time` an
-/// `event_time` built by Beacon (ASCII), and `ty` already passed [`check_type`], so only the
-/// name needs escaping. Returns the ranges [`write_header`] returns.
+/// Like [`write_header`] for an item Beacon encodes itself, with placeholders for the id and
+/// the time (filled by [`fill_own_header`]). `ty` must have passed [`check_type`], so only
+/// the name needs escaping. Returns the ranges [`write_header`] returns.
+#[inline]
 pub(crate) fn write_own_header(
     out: &mut String,
-    id: &[u8; 36],
-    time: &[u8; 24],
     ty: &str,
     name: &str,
 ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-    debug_assert!(check_type(ty).is_ok());
-    let mut head = *OWN_HEAD;
-    head[13..49].copy_from_slice(id);
-    head[65..89].copy_from_slice(time);
-    let t0 = out.len() + head.len();
-    push_ascii(out, &head);
-    out.push_str(ty);
-    let t1 = out.len();
-    out.push_str("\",\"event_name\":");
+    debug_assert!(out.is_empty() && check_type(ty).is_ok());
+    push_ascii(out, OWN_HEAD);
+    let t0 = out.len();
+    push3(out, b"", ty, b"\",\"event_name\":");
+    let t1 = t0 + ty.len();
     let n0 = out.len() + 1;
     write_json_str(out, name);
     (t0..t1, n0..out.len() - 1)
+}
+
+/// Writes the id (a hyphenated UUID) and the time (as [`rfc3339_ms_bytes`] gives it) into the
+/// placeholders of a header [`write_own_header`] wrote at the start of `out`.
+pub(crate) fn fill_own_header(out: &mut str, id: &[u8; 36], time: &[u8; 24]) {
+    if out.len() < OWN_HEAD.len() {
+        return;
+    }
+    // SAFETY: ASCII replaces ASCII (the placeholders' digits and hyphens), so the string
+    // stays UTF-8.
+    let bytes = unsafe { out.as_bytes_mut() };
+    bytes[13..49].copy_from_slice(id);
+    bytes[65..89].copy_from_slice(time);
 }
 
 /// Writes `{"event_id":…,"event_time":…,"event_type":…,"event_name":…` (no closing brace);
@@ -553,7 +582,7 @@ pub fn write_header(
 
 /// Whether any byte is a control character, `"` or `\\`; eight bytes at a time.
 #[inline]
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     #[inline]
@@ -596,12 +625,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     // Fast path: almost every key and value needs no escaping.
     if !needs_escape(bytes) {
-        // SAFETY: a quote, a whole `str` and a quote keep the string UTF-8.
-        let v = unsafe { out.as_mut_vec() };
-        v.reserve(bytes.len() + 2);
-        v.push(b'"');
-        v.extend_from_slice(bytes);
-        v.push(b'"');
+        push3(out, b"\"", s, b"\"");
         return;
     }
     out.push('"');

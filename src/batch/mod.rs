@@ -432,6 +432,7 @@ impl Pipeline {
         if let Some(counts) = report {
             items.push((self.report)(&DropCounts::from_array(counts)));
         }
+        items.iter_mut().for_each(Item::stamp);
         Some(Taken {
             items,
             bytes,
@@ -485,6 +486,9 @@ impl Pipeline {
                 self.batches_sent.fetch_add(1, Ordering::Relaxed);
                 self.last_flush_ms
                     .store(rt::now_unix_ms().max(1), Ordering::Relaxed);
+                if let Ok(items) = batch.try_into_items() {
+                    crate::data::item::recycle(items);
+                }
                 false
             }
             Outcome::GaveUp => {
@@ -704,6 +708,7 @@ impl Pipeline {
             }
         }
         drop(q);
+        items.iter_mut().for_each(Item::stamp);
         Some(ExitBatch {
             batch: Batch::new(items),
             items: n,

@@ -1,7 +1,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::schema::{write_json_str, write_own_header};
+pub(crate) use pool::recycle;
+
+use crate::schema::{needs_escape, push3, write_json_str, write_own_header};
 
 /// One encoded item: a complete JSON object in the shared schema, ready to send.
 ///
@@ -12,28 +14,40 @@ pub struct Item {
     json: String,
     ty: (u32, u32),
     name: (u32, u32),
+    /// Set while the envelope's `event_id` and `event_time` are placeholders: the item's time
+    /// in Unix ms. [`Item::stamp`] writes them when the item leaves the queue.
+    unstamped_ms: Option<u64>,
 }
 
 impl Item {
-    /// Starts an item: writes the envelope's required fields into a new buffer.
-    /// Finish it with [`ItemWriter::finish`].
-    /// `ty` must be a valid `event_type` (see [`crate::schema::check_type`]).
+    /// Starts an item: writes the envelope's required fields into a new buffer, with
+    /// placeholders for `event_id` and `event_time` (see [`Item::stamp`]). Finish it with
+    /// [`ItemWriter::finish`]. `ty` must be a valid `event_type` (see
+    /// [`crate::schema::check_type`]).
     #[inline]
-    pub(crate) fn writer(
-        capacity: usize,
-        id: &[u8; 36],
-        time: &[u8; 24],
-        ty: &str,
-        name: &str,
-    ) -> ItemWriter {
-        let mut json = String::with_capacity(capacity);
-        let (t, n) = write_own_header(&mut json, id, time, ty, name);
+    pub(crate) fn writer(capacity: usize, time_ms: u64, ty: &str, name: &str) -> ItemWriter {
+        let mut json = pool::buffer(capacity);
+        let (t, n) = write_own_header(&mut json, ty, name);
         let item = Item {
             json,
             ty: (t.start as u32, t.end as u32),
             name: (n.start as u32, n.end as u32),
+            unstamped_ms: Some(time_ms),
         };
         ItemWriter { item }
+    }
+
+    /// Writes the envelope's `event_id` (a new UUIDv7) and `event_time`, once. The batching
+    /// core calls it when the item leaves the queue, on the flushing side, so recording
+    /// threads do not pay for the id's randomness and the time's formatting; the encoded size
+    /// does not change. A requeued item keeps its id.
+    pub(crate) fn stamp(&mut self) {
+        let Some(ms) = self.unstamped_ms.take() else {
+            return;
+        };
+        let id = crate::random::event_id(ms);
+        let time = crate::encode::rfc3339_cached(ms);
+        crate::schema::fill_own_header(&mut self.json, &id, &time);
     }
 
     /// Wraps a canonical encoding (as [`crate::schema::validate_object`] returns it).
@@ -63,7 +77,12 @@ impl Item {
         };
         let ty = find("\",\"event_type\":\"", 0);
         let name = find("\",\"event_name\":\"", ty.1 as usize);
-        Item { json, ty, name }
+        Item {
+            json,
+            ty,
+            name,
+            unstamped_ms: None,
+        }
     }
 
     /// The item's JSON text.
@@ -126,9 +145,13 @@ impl ItemWriter {
     #[inline]
     pub(crate) fn key(&mut self, key: &str) -> &mut String {
         let out = &mut self.item.json;
-        out.push(',');
-        write_json_str(out, key);
-        out.push(':');
+        if needs_escape(key.as_bytes()) {
+            out.push(',');
+            write_json_str(out, key);
+            out.push(':');
+        } else {
+            push3(out, b",\"", key, b"\":");
+        }
         out
     }
 
@@ -137,13 +160,19 @@ impl ItemWriter {
         write_json_str(self.key(key), value);
     }
 
-    /// Writes `,"key":"<lowercase hex of bytes>"`.
+    /// Writes `,"key":"<lowercase hex of bytes>"` for one of Beacon's own fields (a key that
+    /// needs no escaping) and an id of at most 16 bytes.
     pub(crate) fn hex(&mut self, key: &str, bytes: &[u8]) {
-        let out = self.key(key);
-        out.reserve(2 * bytes.len() + 2);
-        out.push('"');
-        crate::data::span::write_hex(out, bytes);
-        out.push('"');
+        debug_assert!(!needs_escape(key.as_bytes()) && bytes.len() <= 16);
+        let mut text = [b'"'; 34];
+        for (pair, b) in text[1..].chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&crate::schema::HEX_PAIRS[*b as usize]);
+        }
+        let n = 2 * bytes.len().min(16) + 2;
+        text[n - 1] = b'"';
+        let out = &mut self.item.json;
+        push3(out, b",\"", key, b"\":");
+        crate::schema::push_ascii(out, &text[..n]);
     }
 
     /// The item's `event_name`.
@@ -226,8 +255,85 @@ impl Batch {
         Batch::new(self.items.iter().filter(|i| keep(i)).cloned().collect())
     }
 
+    /// The items, if this is the last handle to them.
+    pub(crate) fn try_into_items(self) -> Result<Vec<Item>, Batch> {
+        Arc::try_unwrap(self.items).map_err(|items| Batch { items })
+    }
+
     /// Takes the items back (copying them only if the batch is still shared).
     pub fn into_items(self) -> Vec<Item> {
         Arc::try_unwrap(self.items).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+/// Spent item buffers go back to the recording threads.
+///
+/// Natively the flusher frees what recording threads allocate, and an allocation freed on
+/// another thread is the slow path of most allocators. Delivered batches hand their buffers
+/// to a shared pool instead; a recording thread takes a few dozen at a time into its own
+/// cache. Both stay small (a bounded number of buffers of bounded capacity). On wasm32 there
+/// is one thread, and the pool is compiled out.
+mod pool {
+    use std::cell::RefCell;
+    use std::sync::Mutex;
+
+    use super::Item;
+    use crate::rt;
+
+    /// At most this many spent buffers wait in the shared pool.
+    const SHARED_MAX: usize = 1024;
+    /// A thread takes this many at a time.
+    const REFILL: usize = 64;
+    /// Larger buffers are freed, not kept.
+    const KEEP_CAPACITY: usize = 2048;
+
+    static SHARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        static LOCAL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for `capacity` bytes, reused when one is at hand.
+    #[inline]
+    pub(super) fn buffer(capacity: usize) -> String {
+        if !rt::CAN_BLOCK {
+            return String::with_capacity(capacity);
+        }
+        let reused = LOCAL.try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            if local.is_empty() {
+                let mut shared = SHARED.try_lock().ok()?;
+                let from = shared.len().saturating_sub(REFILL);
+                local.extend(shared.drain(from..));
+            }
+            local.pop()
+        });
+        match reused {
+            Ok(Some(mut buf)) => {
+                buf.reserve(capacity);
+                buf
+            }
+            _ => String::with_capacity(capacity),
+        }
+    }
+
+    /// Takes the buffers of items that are done with (delivered or dropped).
+    pub(crate) fn recycle(items: Vec<Item>) {
+        if !rt::CAN_BLOCK {
+            return;
+        }
+        let Ok(mut shared) = SHARED.lock() else {
+            return;
+        };
+        for item in items {
+            if shared.len() >= SHARED_MAX {
+                break;
+            }
+            let mut buf = item.json;
+            if buf.capacity() <= KEEP_CAPACITY {
+                buf.clear();
+                shared.push(buf);
+            }
+        }
     }
 }

@@ -60,8 +60,8 @@ pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
 #[inline]
 pub fn now_unix_ms() -> u64 {
     #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
-    if let Some(ms) = native::clock_unix_ms(libc::CLOCK_REALTIME) {
-        return ms;
+    if let Some(us) = native::clock_us(libc::CLOCK_REALTIME) {
+        return us / 1000;
     }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -72,6 +72,18 @@ pub fn now_unix_ms() -> u64 {
 /// Monotonic time.
 pub fn now() -> Instant {
     Instant::now()
+}
+
+/// Monotonic time in microseconds from an arbitrary start, for measuring durations
+/// (natively on Linux `CLOCK_MONOTONIC` straight, without `Instant`'s checked arithmetic).
+#[inline]
+pub fn mono_us() -> u64 {
+    #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
+    if let Some(us) = native::clock_us(libc::CLOCK_MONOTONIC) {
+        return us;
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 /// Boxes a future as a [`BoxFuture`].

@@ -159,17 +159,17 @@ pub fn is_offline() -> bool {
 /// cost): enough to pick a usage bucket.
 pub fn now_unix_ms_coarse() -> u64 {
     #[cfg(target_os = "linux")]
-    if let Some(ms) = clock_unix_ms(libc::CLOCK_REALTIME_COARSE) {
-        return ms;
+    if let Some(us) = clock_us(libc::CLOCK_REALTIME_COARSE) {
+        return us / 1000;
     }
     super::now_unix_ms()
 }
 
-/// Unix ms from one of the kernel's wall clocks (`None` if it fails or is before 1970).
-/// `clock_gettime` straight, without `SystemTime`'s checked subtraction.
+/// Microseconds on one of the kernel's clocks (`None` if it fails or is negative):
+/// `clock_gettime` straight, without `SystemTime`'s and `Instant`'s checked arithmetic.
 #[cfg(target_os = "linux")]
 #[inline]
-pub(super) fn clock_unix_ms(clock: libc::clockid_t) -> Option<u64> {
+pub(super) fn clock_us(clock: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -179,5 +179,5 @@ pub(super) fn clock_unix_ms(clock: libc::clockid_t) -> Option<u64> {
     if r != 0 || ts.tv_sec < 0 {
         return None;
     }
-    Some(ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
+    Some(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }
