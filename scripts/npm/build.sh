@@ -20,12 +20,15 @@ wasm-bindgen --target web --out-dir pkg --out-name beacon_core \
 # reference-types table instructions that wasm-bindgen 0.2.130 emits.
 # Rust's wasm32 target emits these post-MVP features; Binaryen must be told it may keep them.
 # --zero-filled-memory: a fresh wasm memory is all zeros, so zero data need not be stored.
+features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
 node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory \
-  --strip-debug --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  --strip-debug --strip-producers --strip-target-features "${features[@]}" \
   -o pkg/beacon_core_bg.wasm.opt pkg/beacon_core_bg.wasm
-mv pkg/beacon_core_bg.wasm.opt pkg/beacon_core_bg.wasm
+# Imports and exports renamed to one or two letters, in the wasm and in the glue.
+node_modules/.bin/wasm-opt "${features[@]}" --minify-imports-and-exports-and-modules \
+  -o pkg/beacon_core_bg.wasm pkg/beacon_core_bg.wasm.opt > pkg/names.json
+node scripts/npm/minify-names.mjs pkg/names.json pkg/beacon_core.js
 # The JS a page loads: js/index.js, the wasm-bindgen glue and its inline JS snippets bundled
 # into one minified ES module (the sources stay readable in js/ and src/; the types, with
 # their docs, are in index.d.ts). The wasm is still found next to it through
@@ -34,6 +37,6 @@ cp js/index.js pkg/entry.js
 node_modules/.bin/esbuild pkg/entry.js --bundle --format=esm --minify --legal-comments=none \
   --log-level=warning --outfile=pkg/index.js
 cp js/index.d.ts pkg/
-rm -rf pkg/entry.js pkg/beacon_core.js pkg/beacon_core.d.ts pkg/beacon_core_bg.wasm.d.ts \
+rm -rf pkg/entry.js pkg/names.json pkg/beacon_core_bg.wasm.opt pkg/beacon_core.js pkg/beacon_core.d.ts pkg/beacon_core_bg.wasm.d.ts \
   pkg/snippets pkg/package.json pkg/.gitignore
 echo "built pkg/: $(ls pkg | tr '\n' ' ')"
