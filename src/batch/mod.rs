@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 
 use crate::data::{Batch, Item};
 use crate::rt::{self, Duration};
@@ -520,26 +519,12 @@ impl Pipeline {
     /// `require_full`), at most `budget` items, `max_concurrent_sends` at a time.
     /// Returns `false` if a batch had to be requeued.
     async fn drain(&self, require_full: bool, budget: usize) -> bool {
-        let stop = AtomicBool::new(false);
         let mut budget = budget;
-        let batches = futures_util::stream::iter(std::iter::from_fn(|| {
-            if stop.load(Ordering::Acquire) {
-                None
-            } else {
-                self.take(require_full, &mut budget)
-            }
-        }));
-        batches
-            .for_each_concurrent(self.cfg.max_concurrent_sends.max(1), |taken| {
-                let stop = &stop;
-                async move {
-                    if !self.send(taken).await {
-                        stop.store(true, Ordering::Release);
-                    }
-                }
-            })
-            .await;
-        !stop.load(Ordering::Acquire)
+        rt::run_bounded(self.cfg.max_concurrent_sends, || {
+            self.take(require_full, &mut budget)
+                .map(|taken| self.send(taken))
+        })
+        .await
     }
 
     fn pending(&self) -> usize {

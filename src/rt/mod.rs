@@ -11,6 +11,9 @@ use std::pin::Pin;
 
 pub use web_time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod join;
+pub use join::{join_all, run_bounded};
+
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]

@@ -218,7 +218,7 @@ pub(crate) async fn deliver(
     let results: Vec<One> = if transports.len() == 1 {
         vec![with_retries(transports[0].as_ref(), policy, &batch).await]
     } else {
-        futures_util::future::join_all(
+        rt::join_all(
             transports
                 .iter()
                 .map(|t| with_retries(t.as_ref(), policy, &batch)),
