@@ -144,6 +144,23 @@ function storedId(storage, key) {
   return id;
 }
 
+/** The core's flush (or shutdown, with `shutdownMs`) as a Promise. */
+const settle = (core, shutdownMs) =>
+  new Promise((resolve, reject) => core.flush(shutdownMs, (e) => (e === undefined ? resolve() : reject(new Error(e)))));
+
+/**
+ * The 25 bytes of a W3C `traceparent` (a string, or a span's): trace id, span id, flags.
+ * Version 00 has exactly four fields; later versions may add more.
+ */
+function traceparent(value) {
+  const s = String(value.traceparent ?? value).trim();
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(s);
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5]) || /^0+$/.test(m[2]) || /^0+$/.test(m[3])) {
+    fail(`span parent "${s}" is not a W3C traceparent`);
+  }
+  return Uint8Array.from((m[2] + m[3] + m[4]).match(/../g), (h) => parseInt(h, 16));
+}
+
 /** A span in progress; ends (and is sent) with `end()`. */
 export class Span {
   #h;
@@ -264,7 +281,7 @@ export class Beacon {
       if (g.document) listen(g, 'pagehide', exit);
     }
     // Back online: flush at once.
-    listen(g, 'online', () => c.flush().catch(() => {}));
+    listen(g, 'online', () => settle(c).catch(() => {}));
     this.#shared = {
       installId: o.installId ? context[1] : undefined,
       sessionId: o.sessionId ? context[o.installId ? 3 : 1] : undefined,
@@ -344,8 +361,7 @@ export class Beacon {
   }
   /** Starts a span (a child of `options.parent`, else of the innermost open span). */
   startSpan(name, options = {}) {
-    const parent = options.parent == null ? undefined : String(options.parent.traceparent ?? options.parent);
-    const span = new Span(this.#core.startSpan(name, parent));
+    const span = new Span(this.#core.startSpan(name, options.parent == null ? [] : traceparent(options.parent)));
     if (options.attrs) span.setAttributes(options.attrs);
     return span;
   }
@@ -384,12 +400,12 @@ export class Beacon {
    * stay queued for the next try).
    */
   flush() {
-    return this.#core.flush();
+    return settle(this.#core, undefined);
   }
   /** Sends everything (open usage buckets too) within `timeoutMs`, then stops. */
   shutdown({ timeoutMs = 5000 } = {}) {
     for (const f of this.#shared.off.splice(0)) f();
-    return this.#core.flush(Math.max(0, Number(timeoutMs) || 0));
+    return settle(this.#core, Math.max(0, Number(timeoutMs) || 0));
   }
   /**
    * Hands the queue to the browser now, as on `pagehide` (keepalive `fetch`, then

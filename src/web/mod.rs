@@ -52,8 +52,8 @@ fn config_error(e: ConfigError) -> JsError {
 }
 
 /// The message of a [`FlushError`], written without `core::fmt`.
-fn flush_error(e: FlushError) -> JsError {
-    err(&match e {
+fn flush_error(e: FlushError) -> String {
+    match e {
         FlushError::Pending { items } => [
             itoa::Buffer::new().format(items),
             " items could not be delivered yet; they stay queued",
@@ -61,7 +61,7 @@ fn flush_error(e: FlushError) -> JsError {
         .concat(),
         FlushError::Timeout => "flush timed out".into(),
         FlushError::Closed | FlushError::WouldBlock => "the client is shut down".into(),
-    })
+    }
 }
 
 /// A Beacon client for the browser: the wasm side of the npm package's `Beacon` class.
@@ -192,20 +192,24 @@ impl BeaconCore {
         }
     }
 
-    /// Starts a span: a child of `parent` (a W3C `traceparent` value) when given, else of the
-    /// innermost span not yet ended, else a new trace.
+    /// Starts a span: a child of `parent` when given (the 25 bytes of a W3C `traceparent`
+    /// the JS layer has checked and parsed: trace id, span id, flags), else of the innermost
+    /// span not yet ended, else a new trace.
     #[wasm_bindgen(js_name = startSpan)]
-    pub fn start_span(&self, name: &str, parent: Option<String>) -> Result<SpanHandle, JsError> {
+    pub fn start_span(&self, name: &str, parent: &[u8]) -> SpanHandle {
         let span = match parent {
-            Some(tp) => {
-                let cx = SpanContext::from_traceparent(&tp).map_err(|_| {
-                    err(&["span parent \"", &tp, "\" is not a W3C traceparent"].concat())
-                })?;
+            [trace @ .., s0, s1, s2, s3, s4, s5, s6, s7, flags] if trace.len() == 16 => {
+                let mut cx = SpanContext {
+                    trace_id: [0; 16],
+                    span_id: [*s0, *s1, *s2, *s3, *s4, *s5, *s6, *s7],
+                    sampled: flags & 1 == 1,
+                };
+                cx.trace_id.copy_from_slice(trace);
                 self.client.span_with_parent(name, &cx)
             }
-            None => self.client.span(name),
+            _ => self.client.span(name),
         };
-        Ok(SpanHandle { span: Some(span) })
+        SpanHandle { span: Some(span) }
     }
 
     /// A child client that adds these attributes to every item and shares this pipeline.
@@ -217,17 +221,25 @@ impl BeaconCore {
         }
     }
 
-    /// Sends everything recorded so far; rejects with the number of items still queued
-    /// when some could not be delivered (they stay queued for the next try). With
-    /// `shutdown_ms`, sends everything (open usage buckets included) within that time, then
-    /// stops: later records are ignored.
-    pub async fn flush(&self, shutdown_ms: Option<f64>) -> Result<(), JsError> {
+    /// Sends everything recorded so far, then calls `done` with `undefined`, or with the
+    /// error message (how many items are still queued) when some could not be delivered
+    /// (they stay queued for the next try). With `shutdown_ms`, sends everything (open usage
+    /// buckets included) within that time, then stops: later records are ignored. (A
+    /// callback rather than an `async fn`: the JS layer makes the Promise, which keeps
+    /// `future_to_promise` out of the wasm.)
+    pub fn flush(&self, shutdown_ms: Option<f64>, done: js_sys::Function) {
         let client = self.client.clone();
-        match shutdown_ms {
-            Some(ms) => client.shutdown(Duration::from_millis(ms as u64)).await,
-            None => client.flush().await,
-        }
-        .map_err(flush_error)
+        crate::rt::spawn(async move {
+            let r = match shutdown_ms {
+                Some(ms) => client.shutdown(Duration::from_millis(ms as u64)).await,
+                None => client.flush().await,
+            };
+            let msg = match r {
+                Ok(()) => JsValue::UNDEFINED,
+                Err(e) => flush_error(e).into(),
+            };
+            let _ = done.call1(&JsValue::UNDEFINED, &msg);
+        });
     }
 
     /// Drains the queue into page-exit requests now (the JS layer calls it on `pagehide` and
