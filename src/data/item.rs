@@ -281,11 +281,11 @@ mod pool {
     use crate::rt;
 
     /// At most this many spent buffers wait in the shared pool.
-    const SHARED_MAX: usize = 1024;
+    const SHARED_MAX: usize = 4096;
     /// A thread takes this many at a time.
-    const REFILL: usize = 64;
+    const REFILL: usize = 256;
     /// Larger buffers are freed, not kept.
-    const KEEP_CAPACITY: usize = 2048;
+    const KEEP_CAPACITY: usize = 1024;
 
     static SHARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
