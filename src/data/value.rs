@@ -95,7 +95,7 @@ pub fn write_f64(out: &mut String, v: f64) {
         if v.fract() == 0.0 && v.abs() < 1e15 {
             out.push_str(itoa::Buffer::new().format(v as i64));
         } else {
-            out.push_str(ryu::Buffer::new().format_finite(v));
+            crate::rt::write_f64(out, v);
         }
     } else {
         out.push_str("null");

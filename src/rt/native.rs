@@ -155,6 +155,11 @@ pub fn is_offline() -> bool {
     false
 }
 
+/// Appends a finite `v` as the shortest decimal that reads back as `v` (ryu).
+pub fn write_f64(out: &mut String, v: f64) {
+    out.push_str(ryu::Buffer::new().format_finite(v));
+}
+
 /// Wall-clock Unix ms from the kernel's coarse clock (a few ms of resolution, a fraction of the
 /// cost): enough to pick a usage bucket.
 pub fn now_unix_ms_coarse() -> u64 {

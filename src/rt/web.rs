@@ -27,6 +27,7 @@ export function cancel(p) { clearTimeout(p.t); }
 export function random(buf) { crypto.getRandomValues(buf); }
 export function offline() { return globalThis.navigator?.onLine === false; }
 export function httpDate(s) { return Date.parse(s); }
+export function num(v) { return String(v); }
 export async function post(url, headers, body, keepalive, ms) {
   const h = new Headers();
   const a = headers.split('\n');
@@ -59,6 +60,8 @@ extern "C" {
     fn js_offline() -> bool;
     #[wasm_bindgen(js_name = httpDate)]
     fn http_date(s: &str) -> f64;
+    #[wasm_bindgen(js_name = num)]
+    fn number_text(v: f64) -> String;
     #[wasm_bindgen(js_name = post)]
     fn js_post(url: &str, headers: &str, body: &[u8], keepalive: bool, ms: f64) -> Promise;
     #[wasm_bindgen(js_name = exitFetch)]
@@ -106,6 +109,13 @@ pub fn sleep(d: Duration) -> Sleep {
 /// Fills `buf` with random bytes from `crypto.getRandomValues` (at most 65 536 bytes).
 pub fn fill_random(buf: &mut [u8]) {
     get_random(buf);
+}
+
+/// Appends a finite `v` as the shortest decimal that reads back as `v`: JavaScript's own
+/// number formatting (`1e+21` where ryu writes `1e21`; the same number in JSON), smaller
+/// than a Rust float formatter.
+pub fn write_f64(out: &mut String, v: f64) {
+    out.push_str(&number_text(v));
 }
 
 /// Compression is left to the browser: always `None`.
