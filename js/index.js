@@ -302,7 +302,7 @@ export class Beacon {
   }
   /** Records an event of any type. */
   record(eventType, name, attrs) {
-    this.#core.record(eventType, name, this.#page(attrs));
+    this.#core.record(0, eventType, name, this.#page(attrs));
   }
   /** Records one metric value as its own item (not aggregated). */
   metric(name, value, attrs) {
@@ -326,14 +326,16 @@ export class Beacon {
   }
   /** Records usage of a resource by a feature (summed per usage bucket). */
   usage(resourceId, appFeature, amount, unit = 'milliseconds') {
-    if (!UNITS.includes(unit)) fail(`usage unit "${unit}" must be milliseconds, bytes or bytes_sec`);
+    const u = UNITS.indexOf(unit);
+    if (u < 0) fail(`usage unit "${unit}" must be milliseconds, bytes or bytes_sec`);
     if (!(amount >= 0)) fail('usage amount must be a number >= 0');
-    this.#core.usage(resourceId, appFeature, amount, unit);
+    this.#core.usage(resourceId, appFeature, amount, u);
   }
   /** Records a log record. */
   log(level, message, attrs) {
-    if (!LEVELS.includes(level)) fail(`log level "${level}" must be trace, debug, info, warn, error or fatal`);
-    this.#core.log(level, message, this.#page(attrs));
+    const l = LEVELS.indexOf(level);
+    if (l < 0) fail(`log level "${level}" must be trace, debug, info, warn, error or fatal`);
+    this.#core.record(l + 1, message, '', this.#page(attrs));
   }
   /** Records a `trace` log record. */
   trace(message, attrs) {
@@ -416,7 +418,8 @@ export class Beacon {
   }
   /** The batching core's counters. */
   stats() {
-    const v = this.#core.stats();
+    const v = new Float64Array(STATS.length);
+    this.#core.stats(v);
     return Object.fromEntries(STATS.map((k, i) => [k, v[i]]));
   }
   /** The `install_id` on every item (`undefined` when switched off). */

@@ -151,11 +151,23 @@ impl BeaconCore {
         Ok(BeaconCore { client, exit })
     }
 
-    /// Records an event of any type.
-    pub fn record(&self, event_type: &str, event_name: &str, attrs: &JsValue) {
+    /// Records an event (`kind` 0: `a` is the event type, `b` the name) or a log record
+    /// (`kind` 1 to 6: trace, debug, info, warn, error, fatal; `a` is the message).
+    pub fn record(&self, kind: u8, a: &str, b: &str, attrs: &JsValue) {
+        const LEVELS: [Level; 6] = [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Fatal,
+        ];
         let attrs = convert::attrs(attrs);
-        self.client
-            .record(event_type, event_name, &borrow_attrs(&attrs));
+        let attrs = borrow_attrs(&attrs);
+        match LEVELS.get((kind as usize).wrapping_sub(1)) {
+            Some(level) => self.client.log(*level, a, &attrs),
+            None => self.client.record(a, b, &attrs),
+        }
     }
 
     /// Records a metric: `kind` 0 is one plain value (not aggregated), 1 a counter, 2 a
@@ -174,22 +186,16 @@ impl BeaconCore {
         }
     }
 
-    /// Records usage of a resource by a feature; `unit` is `milliseconds`, `bytes` or
-    /// `bytes_sec` (the JS layer checks it and `amount`).
-    pub fn usage(&self, resource_id: &str, app_feature: &str, amount: f64, unit: &str) {
-        if let Some(unit) = UsageUnit::parse(unit) {
-            self.client
-                .usage(resource_id, app_feature, amount as u64, unit);
-        }
-    }
-
-    /// Records a log record at `level` (`trace`, `debug`, `info`, `warn`, `error`, `fatal`;
-    /// the JS layer checks it).
-    pub fn log(&self, level: &str, message: &str, attrs: &JsValue) {
-        if let Some(level) = Level::parse(level) {
-            let attrs = convert::attrs(attrs);
-            self.client.log(level, message, &borrow_attrs(&attrs));
-        }
+    /// Records usage of a resource by a feature; `unit` 0 is milliseconds, 1 bytes, 2
+    /// bytes times seconds (the JS layer checks `unit` and `amount`).
+    pub fn usage(&self, resource_id: &str, app_feature: &str, amount: f64, unit: u8) {
+        let unit = match unit {
+            0 => UsageUnit::Milliseconds,
+            1 => UsageUnit::Bytes,
+            _ => UsageUnit::BytesSec,
+        };
+        self.client
+            .usage(resource_id, app_feature, amount as u64, unit);
     }
 
     /// Starts a span: a child of `parent` when given (the 25 bytes of a W3C `traceparent`
@@ -249,14 +255,14 @@ impl BeaconCore {
         self.exit.drain() as u32
     }
 
-    /// The batching core's counters, in the order of `STATS` in `js/index.js`: queued items,
-    /// queued bytes, items in flight, accepted, delivered, batches sent, batches failed, last
-    /// flush (Unix ms, 0 if none), then the drops: queue full, too large, invalid, sampled
-    /// out, delivery failed.
-    pub fn stats(&self) -> Vec<f64> {
+    /// Writes the batching core's counters into `out`, in the order of `STATS` in
+    /// `js/index.js`: queued items, queued bytes, items in flight, accepted, delivered,
+    /// batches sent, batches failed, last flush (Unix ms, 0 if none), then the drops: queue
+    /// full, too large, invalid, sampled out, delivery failed.
+    pub fn stats(&self, out: &mut [f64]) {
         let s = self.client.stats();
         let d = s.dropped;
-        [
+        let all = [
             s.queued_items as u64,
             s.queued_bytes as u64,
             s.inflight_items as u64,
@@ -270,9 +276,10 @@ impl BeaconCore {
             d.invalid,
             d.sampled_out,
             d.delivery_failed,
-        ]
-        .map(|v| v as f64)
-        .to_vec()
+        ];
+        for (o, v) in out.iter_mut().zip(all) {
+            *o = v as f64;
+        }
     }
 }
 
