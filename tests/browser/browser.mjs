@@ -1,10 +1,28 @@
 // Shared by the browser tests: a static server for the repo's pkg/ and test pages on
 // 127.0.0.1, and headless Debian Chromium driven by playwright-core (never a downloaded
 // browser).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Packs the package with `npm pack` and unpacks it as `<app>/node_modules/@beacon/browser`,
+ * as `npm install` would. Returns the packed file names (without README and licence files).
+ */
+export function packInto(app) {
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', app], { cwd: root, encoding: 'utf8' }));
+  const pkgDir = join(app, 'node_modules', '@beacon', 'browser');
+  mkdirSync(pkgDir, { recursive: true });
+  execFileSync('tar', ['xzf', join(app, packed[0].filename), '-C', pkgDir, '--strip-components=1']);
+  // npm always adds the README and licence files when they exist.
+  return packed[0].files.map((f) => f.path).filter((f) => !/^(README|LICEN[CS]E)/i.test(f)).sort();
+}
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
