@@ -5,8 +5,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use futures_channel::oneshot;
-
 use crate::aggregate::{MetricKind, Metrics, UsageAggregator, DEFAULT_HISTOGRAM_BOUNDS};
 use crate::batch::{BatchConfig, DropCounts, DropReason, FlushError, Pipeline, Stats};
 use crate::data::item::ItemWriter;
@@ -723,11 +721,9 @@ impl Client {
             return Err(FlushError::Closed);
         }
         let pipeline = s.pipeline.clone();
-        let (tx, rx) = oneshot::channel();
-        rt::spawn(async move {
-            let _ = tx.send(pipeline.flush(false).await);
-        });
-        rx.await.unwrap_or(Err(FlushError::Closed))
+        rt::run(async move { pipeline.flush(false).await })
+            .await
+            .unwrap_or(Err(FlushError::Closed))
     }
 
     /// Like [`Client::flush`], blocking the calling thread up to `timeout`. In the browser,
@@ -757,21 +753,18 @@ impl Client {
             return Err(FlushError::Closed);
         }
         let pipeline = s.pipeline.clone();
-        let (tx, rx) = oneshot::channel();
-        rt::spawn(async move {
+        rt::run(async move {
             let work = std::pin::pin!(pipeline.shutdown());
-            let r = match futures_util::future::select(work, std::pin::pin!(rt::sleep(timeout)))
-                .await
-            {
+            match futures_util::future::select(work, std::pin::pin!(rt::sleep(timeout))).await {
                 futures_util::future::Either::Left((r, _)) => r,
                 futures_util::future::Either::Right(_) => {
                     pipeline.close();
                     Err(FlushError::Timeout)
                 }
-            };
-            let _ = tx.send(r);
-        });
-        rx.await.unwrap_or(Err(FlushError::Closed))
+            }
+        })
+        .await
+        .unwrap_or(Err(FlushError::Closed))
     }
 
     /// Like [`Client::shutdown`], blocking the calling thread (natively only).

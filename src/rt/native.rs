@@ -155,6 +155,16 @@ pub fn is_offline() -> bool {
     false
 }
 
+/// Runs `fut` on Beacon's runtime thread and hands its output to the caller, whichever
+/// executor awaits it; `None` if the runtime could not run it.
+pub async fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Option<T> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.await.ok()
+}
+
 /// Appends a finite `v` as the shortest decimal that reads back as `v` (ryu).
 pub fn write_f64(out: &mut String, v: f64) {
     out.push_str(ryu::Buffer::new().format_finite(v));

@@ -79,6 +79,12 @@ where
     true
 }
 
+/// Runs `fut` and hands its output to the caller: in the browser, where everything runs on
+/// the page's one event loop, it is simply awaited. Always `Some`.
+pub async fn run<T: 'static>(fut: impl Future<Output = T> + 'static) -> Option<T> {
+    Some(fut.await)
+}
+
 /// A `setTimeout` timer as a future; the timer is cleared when the future is dropped.
 pub struct Sleep {
     timer: Promise,
