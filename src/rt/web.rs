@@ -3,27 +3,39 @@
 //! The browser calls themselves are a few lines of JavaScript (`inline_js` below; the npm
 //! build bundles them into `index.js`): a `fetch` request or a timer set up in JavaScript is
 //! much smaller than the same set up from Rust through `web-sys` and `Reflect`.
+//!
+//! Futures run on a small executor of their own (instead of `wasm-bindgen-futures`): ready
+//! tasks are polled in a microtask, and JavaScript wakes them by calling methods of two
+//! exported classes ([`Tick`] and [`Settle`]) rather than through `wasm-bindgen` closures,
+//! whose machinery (in the wasm and in the glue) is larger than the executor itself.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::{BoxFuture, HttpRequest, HttpResponse};
 
 #[wasm_bindgen(inline_js = r#"
+export function tick(t) { queueMicrotask(() => t.run()); }
+export function settle(p, s) {
+  p.then((v) => { s.ok(v); s.free(); }, (e) => { s.err(e); s.free(); });
+}
 export function sleep(ms) {
-  let t;
-  const p = new Promise((r) => { t = setTimeout(r, Math.min(ms, 2147483647)); });
+  let t, r;
+  const p = new Promise((res) => { r = res; t = setTimeout(res, Math.min(ms, 2147483647)); });
   p.t = t;
+  p.r = r;
   return p;
 }
-export function cancel(p) { clearTimeout(p.t); }
+export function cancel(p) { clearTimeout(p.t); p.r(); }
 export function random(buf) { crypto.getRandomValues(buf); }
 export function offline() { return globalThis.navigator?.onLine === false; }
 export function httpDate(s) { return Date.parse(s); }
@@ -50,6 +62,10 @@ export function exitBeacon(url, body) {
 }
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = tick)]
+    fn js_tick(t: &JsValue);
+    #[wasm_bindgen(js_name = settle)]
+    fn js_settle(p: &Promise, s: Settle);
     #[wasm_bindgen(js_name = sleep)]
     fn set_timer(ms: f64) -> Promise;
     #[wasm_bindgen(js_name = cancel)]
@@ -70,13 +86,152 @@ extern "C" {
     fn js_exit_beacon(url: &str, body: &str) -> bool;
 }
 
+/// A spawned future and whether it waits in the ready queue.
+struct Task {
+    fut: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>,
+    queued: Cell<bool>,
+}
+
+thread_local! {
+    static READY: RefCell<VecDeque<Rc<Task>>> = const { RefCell::new(VecDeque::new()) };
+    static TICK: JsValue = Tick(()).into();
+    static TICKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The executor's handle in JavaScript: `run()` polls the ready tasks (from a microtask).
+#[doc(hidden)]
+#[wasm_bindgen]
+pub struct Tick(());
+
+#[wasm_bindgen]
+impl Tick {
+    /// Polls every ready task, including those woken meanwhile.
+    pub fn run(&self) {
+        TICKING.with(|t| t.set(false));
+        while let Some(task) = READY.with(|r| r.borrow_mut().pop_front()) {
+            task.queued.set(false);
+            let waker = task_waker(task.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut slot = task.fut.borrow_mut();
+            if let Some(fut) = slot.as_mut() {
+                if fut.as_mut().poll(&mut cx).is_ready() {
+                    *slot = None;
+                }
+            }
+        }
+    }
+}
+
+/// Queues `task` to be polled in a microtask.
+fn wake_task(task: Rc<Task>) {
+    if task.queued.replace(true) {
+        return;
+    }
+    READY.with(|r| r.borrow_mut().push_back(task));
+    if !TICKING.with(|t| t.replace(true)) {
+        TICK.with(js_tick);
+    }
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(
+    |p| {
+        // SAFETY: `p` comes from `Rc::into_raw` in `task_waker`; one more owner.
+        unsafe { Rc::increment_strong_count(p as *const Task) };
+        RawWaker::new(p, &VTABLE)
+    },
+    // SAFETY (these three): `p` is an owned `Rc<Task>` pointer (see `task_waker`).
+    |p| wake_task(unsafe { Rc::from_raw(p as *const Task) }),
+    |p| {
+        let task = unsafe { Rc::from_raw(p as *const Task) };
+        wake_task(task.clone());
+        std::mem::forget(task);
+    },
+    |p| drop(unsafe { Rc::from_raw(p as *const Task) }),
+);
+
+/// A waker that queues `task`. (The page has one thread: the waker never crosses one.)
+fn task_waker(task: Rc<Task>) -> Waker {
+    let raw = RawWaker::new(Rc::into_raw(task) as *const (), &VTABLE);
+    // SAFETY: the vtable keeps the `Rc` count right, and on wasm32 without threads nothing
+    // can send the waker to another thread.
+    unsafe { Waker::from_raw(raw) }
+}
+
 /// Runs a future on the JS event loop. Always returns `true`.
 pub fn spawn<F>(fut: F) -> bool
 where
     F: Future<Output = ()> + 'static,
 {
-    wasm_bindgen_futures::spawn_local(fut);
+    wake_task(Rc::new(Task {
+        fut: RefCell::new(Some(Box::pin(fut))),
+        queued: Cell::new(false),
+    }));
     true
+}
+
+/// Where a promise's outcome lands, and who waits for it.
+#[derive(Default)]
+struct Slot {
+    outcome: RefCell<Option<Result<JsValue, JsValue>>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A promise's settlement, handed to JavaScript: `ok(value)` or `err(error)`.
+#[doc(hidden)]
+#[wasm_bindgen]
+pub struct Settle(Rc<Slot>);
+
+#[wasm_bindgen]
+impl Settle {
+    /// The promise resolved with `v`.
+    pub fn ok(&self, v: JsValue) {
+        self.set(Ok(v));
+    }
+
+    /// The promise rejected with `e`.
+    pub fn err(&self, e: JsValue) {
+        self.set(Err(e));
+    }
+}
+
+impl Settle {
+    fn set(&self, outcome: Result<JsValue, JsValue>) {
+        *self.0.outcome.borrow_mut() = Some(outcome);
+        if let Some(w) = self.0.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+/// A JS promise as a future.
+pub struct PromiseFuture(Rc<Slot>);
+
+impl PromiseFuture {
+    fn new(p: &Promise) -> Self {
+        let slot = Rc::new(Slot::default());
+        js_settle(p, Settle(slot.clone()));
+        PromiseFuture(slot)
+    }
+}
+
+impl Future for PromiseFuture {
+    type Output = Result<JsValue, JsValue>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.0.outcome.borrow_mut().take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                *self.0.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for PromiseFuture {
+    fn drop(&mut self) {
+        self.0.waker.borrow_mut().take();
+    }
 }
 
 /// Runs `fut` and hands its output to the caller: in the browser, where everything runs on
@@ -88,7 +243,7 @@ pub async fn run<T: 'static>(fut: impl Future<Output = T> + 'static) -> Option<T
 /// A `setTimeout` timer as a future; the timer is cleared when the future is dropped.
 pub struct Sleep {
     timer: Promise,
-    done: JsFuture,
+    done: PromiseFuture,
 }
 
 impl Future for Sleep {
@@ -108,7 +263,7 @@ impl Drop for Sleep {
 /// Sleeps for `d` with `setTimeout`.
 pub fn sleep(d: Duration) -> Sleep {
     let timer = set_timer(d.as_millis() as f64);
-    let done = JsFuture::from(timer.clone());
+    let done = PromiseFuture::new(&timer);
     Sleep { timer, done }
 }
 
@@ -216,7 +371,8 @@ impl Drop for KeepaliveGuard {
 /// the request could not be started; else a future of whether the intake answered 2xx.
 pub fn exit_fetch(url: &str, body: &str) -> Option<impl Future<Output = bool>> {
     let p = js_exit_fetch(url, body).dyn_into::<Promise>().ok()?;
-    Some(async move { JsFuture::from(p).await.ok().and_then(|v| v.as_bool()) == Some(true) })
+    let answer = PromiseFuture::new(&p);
+    Some(async move { answer.await.ok().and_then(|v| v.as_bool()) == Some(true) })
 }
 
 /// Page exit: queues `body` with `navigator.sendBeacon`; `false` if the browser refused it
@@ -259,7 +415,7 @@ impl HttpClient {
                 req.keepalive || reserved,
                 req.timeout.as_millis() as f64,
             );
-            let resp: Array = JsFuture::from(promise)
+            let resp: Array = PromiseFuture::new(&promise)
                 .await
                 .map_err(|e| e.as_string().unwrap_or_default())?
                 .unchecked_into();
