@@ -85,8 +85,15 @@ pub fn mono_us() -> u64 {
     if let Some(us) = native::clock_us(libc::CLOCK_MONOTONIC) {
         return us;
     }
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+    #[cfg(target_arch = "wasm32")]
+    {
+        web::mono_us()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_micros() as u64
+    }
 }
 
 /// Boxes a future as a [`BoxFuture`].

@@ -39,6 +39,7 @@ export function cancel(p) { clearTimeout(p.t); p.r(); }
 export function random(buf) { crypto.getRandomValues(buf); }
 export function offline() { return globalThis.navigator?.onLine === false; }
 export function httpDate(s) { return Date.parse(s); }
+export function monoUs() { return (globalThis.performance ?? Date).now() * 1000; }
 export function num(v) { return String(v); }
 export async function post(url, headers, body, keepalive, ms) {
   const h = new Headers();
@@ -76,6 +77,8 @@ extern "C" {
     fn js_offline() -> bool;
     #[wasm_bindgen(js_name = httpDate)]
     fn http_date(s: &str) -> f64;
+    #[wasm_bindgen(js_name = monoUs)]
+    fn js_mono_us() -> f64;
     #[wasm_bindgen(js_name = num)]
     fn number_text(v: f64) -> String;
     #[wasm_bindgen(js_name = post)]
@@ -439,6 +442,12 @@ where
         let _ = fut.await;
     });
     None
+}
+
+/// Monotonic microseconds (`performance.now()`; `Date.now()` where there is no
+/// `performance`), without `Instant` (whose browser clock goes through `js_sys::global`).
+pub fn mono_us() -> u64 {
+    js_mono_us() as u64
 }
 
 /// Wall-clock Unix ms (`Date.now()` is already cheap in the browser).

@@ -188,7 +188,7 @@ enum One {
 }
 
 async fn with_retries(t: &dyn Transport, policy: &RetryPolicy, batch: &Batch) -> One {
-    let start = rt::now();
+    let start_us = rt::mono_us();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -200,7 +200,8 @@ async fn with_retries(t: &dyn Transport, policy: &RetryPolicy, batch: &Batch) ->
                     return One::Exhausted;
                 }
                 let delay = after.unwrap_or_else(|| policy.backoff(attempt));
-                if start.elapsed() + delay > policy.budget {
+                let elapsed = Duration::from_micros(rt::mono_us().saturating_sub(start_us));
+                if elapsed + delay > policy.budget {
                     return One::Exhausted;
                 }
                 rt::sleep(delay).await;
