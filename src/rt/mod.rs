@@ -66,10 +66,17 @@ pub fn now_unix_ms() -> u64 {
     if let Some(us) = native::clock_us(libc::CLOCK_REALTIME) {
         return us / 1000;
     }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    #[cfg(target_arch = "wasm32")]
+    {
+        web::now_ms()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
 }
 
 /// Monotonic time.

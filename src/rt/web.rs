@@ -40,6 +40,7 @@ export function random(buf) { crypto.getRandomValues(buf); }
 export function offline() { return globalThis.navigator?.onLine === false; }
 export function httpDate(s) { return Date.parse(s); }
 export function monoUs() { return (globalThis.performance ?? Date).now() * 1000; }
+export function nowMs() { return Date.now(); }
 export function num(v) { return String(v); }
 export async function post(url, headers, body, keepalive, ms) {
   const h = new Headers();
@@ -79,6 +80,8 @@ extern "C" {
     fn http_date(s: &str) -> f64;
     #[wasm_bindgen(js_name = monoUs)]
     fn js_mono_us() -> f64;
+    #[wasm_bindgen(js_name = nowMs)]
+    fn js_now_ms() -> f64;
     #[wasm_bindgen(js_name = num)]
     fn number_text(v: f64) -> String;
     #[wasm_bindgen(js_name = post)]
@@ -442,6 +445,11 @@ where
         let _ = fut.await;
     });
     None
+}
+
+/// Wall-clock Unix ms: `Date.now()`, 0 before 1970.
+pub fn now_ms() -> u64 {
+    js_now_ms().max(0.0) as u64
 }
 
 /// Monotonic microseconds (`performance.now()`; `Date.now()` where there is no
