@@ -150,7 +150,7 @@ mod tests {
         let ok = block_on(run_bounded(1, || {
             started.set(started.get() + 1);
             let n = started.get();
-            Some(async move { After(n, Some(n != 2)).await })
+            Some(After(n, Some(n != 2)))
         }));
         assert!(!ok);
         assert_eq!(started.get(), 2);
