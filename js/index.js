@@ -418,8 +418,7 @@ export class Beacon {
   }
   /** The batching core's counters. */
   stats() {
-    const v = new Float64Array(STATS.length);
-    this.#core.stats(v);
+    const v = this.#core.stats();
     return Object.fromEntries(STATS.map((k, i) => [k, v[i]]));
   }
   /** The `install_id` on every item (`undefined` when switched off). */

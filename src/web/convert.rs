@@ -27,19 +27,18 @@ fn value(v: JsValue) -> OwnedValue {
 }
 
 /// The pairs of a flat `[key, value, …]` array (anything else is none).
-pub(crate) fn pairs(v: &JsValue) -> Vec<(String, JsValue)> {
-    let Some(a) = v.dyn_ref::<Array>() else {
-        return Vec::new();
-    };
-    (1..a.length())
-        .step_by(2)
-        .map(|i| (a.get(i - 1).as_string().unwrap_or_default(), a.get(i)))
-        .collect()
+pub(crate) fn pairs(v: &JsValue) -> impl Iterator<Item = (String, JsValue)> + '_ {
+    let a = v.dyn_ref::<Array>();
+    let n = a.map_or(0, |a| a.length());
+    (1..n).step_by(2).filter_map(move |i| {
+        let a = a?;
+        Some((a.get(i - 1).as_string().unwrap_or_default(), a.get(i)))
+    })
 }
 
 /// The attributes of a flat `[key, value, …]` array.
 pub(crate) fn attrs(v: &JsValue) -> Vec<(String, OwnedValue)> {
-    pairs(v).into_iter().map(|(k, v)| (k, value(v))).collect()
+    pairs(v).map(|(k, v)| (k, value(v))).collect()
 }
 
 /// Borrows attributes in the form the recording methods take.

@@ -255,14 +255,14 @@ impl BeaconCore {
         self.exit.drain() as u32
     }
 
-    /// Writes the batching core's counters into `out`, in the order of `STATS` in
-    /// `js/index.js`: queued items, queued bytes, items in flight, accepted, delivered,
-    /// batches sent, batches failed, last flush (Unix ms, 0 if none), then the drops: queue
-    /// full, too large, invalid, sampled out, delivery failed.
-    pub fn stats(&self, out: &mut [f64]) {
+    /// The batching core's counters, in the order of `STATS` in `js/index.js`: queued items,
+    /// queued bytes, items in flight, accepted, delivered, batches sent, batches failed, last
+    /// flush (Unix ms, 0 if none), then the drops: queue full, too large, invalid, sampled
+    /// out, delivery failed.
+    pub fn stats(&self) -> Vec<f64> {
         let s = self.client.stats();
         let d = s.dropped;
-        let all = [
+        [
             s.queued_items as u64,
             s.queued_bytes as u64,
             s.inflight_items as u64,
@@ -276,10 +276,9 @@ impl BeaconCore {
             d.invalid,
             d.sampled_out,
             d.delivery_failed,
-        ];
-        for (o, v) in out.iter_mut().zip(all) {
-            *o = v as f64;
-        }
+        ]
+        .map(|v| v as f64)
+        .to_vec()
     }
 }
 
