@@ -5,9 +5,9 @@
 //! much smaller than the same set up from Rust through `web-sys` and `Reflect`.
 //!
 //! Futures run on a small executor of their own (instead of `wasm-bindgen-futures`): ready
-//! tasks are polled in a microtask, and JavaScript wakes them by calling methods of two
-//! exported classes ([`Tick`] and [`Settle`]) rather than through `wasm-bindgen` closures,
-//! whose machinery (in the wasm and in the glue) is larger than the executor itself.
+//! tasks are polled in a microtask, and JavaScript wakes them by calling methods of an
+//! exported class ([`Wake`]) rather than through `wasm-bindgen` closures, whose machinery
+//! (in the wasm and in the glue) is larger than the executor itself.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -67,7 +67,7 @@ extern "C" {
     #[wasm_bindgen(js_name = tick)]
     fn js_tick(t: &JsValue);
     #[wasm_bindgen(js_name = settle)]
-    fn js_settle(p: &Promise, s: Settle);
+    fn js_settle(p: &Promise, s: Wake);
     #[wasm_bindgen(js_name = sleep)]
     fn set_timer(ms: f64) -> Promise;
     #[wasm_bindgen(js_name = cancel)]
@@ -100,17 +100,19 @@ struct Task {
 
 thread_local! {
     static READY: RefCell<VecDeque<Rc<Task>>> = const { RefCell::new(VecDeque::new()) };
-    static TICK: JsValue = Tick(()).into();
+    static TICK: JsValue = Wake(None).into();
     static TICKING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The executor's handle in JavaScript: `run()` polls the ready tasks (from a microtask).
+/// JavaScript's way back into Rust: `run()` polls the ready tasks (called from a
+/// microtask, on the executor's own instance); `ok(value)` and `err(error)` settle the
+/// promise an instance was handed for (see [`PromiseFuture`]).
 #[doc(hidden)]
 #[wasm_bindgen]
-pub struct Tick(());
+pub struct Wake(Option<Rc<Slot>>);
 
 #[wasm_bindgen]
-impl Tick {
+impl Wake {
     /// Polls every ready task, including those woken meanwhile.
     pub fn run(&self) {
         TICKING.with(|t| t.set(false));
@@ -123,6 +125,27 @@ impl Tick {
                 if fut.as_mut().poll(&mut cx).is_ready() {
                     *slot = None;
                 }
+            }
+        }
+    }
+
+    /// The promise resolved with `v`.
+    pub fn ok(&self, v: JsValue) {
+        self.set(Ok(v));
+    }
+
+    /// The promise rejected with `e`.
+    pub fn err(&self, e: JsValue) {
+        self.set(Err(e));
+    }
+}
+
+impl Wake {
+    fn set(&self, outcome: Result<JsValue, JsValue>) {
+        if let Some(slot) = &self.0 {
+            *slot.outcome.borrow_mut() = Some(outcome);
+            if let Some(w) = slot.waker.borrow_mut().take() {
+                w.wake();
             }
         }
     }
@@ -182,40 +205,13 @@ struct Slot {
     waker: RefCell<Option<Waker>>,
 }
 
-/// A promise's settlement, handed to JavaScript: `ok(value)` or `err(error)`.
-#[doc(hidden)]
-#[wasm_bindgen]
-pub struct Settle(Rc<Slot>);
-
-#[wasm_bindgen]
-impl Settle {
-    /// The promise resolved with `v`.
-    pub fn ok(&self, v: JsValue) {
-        self.set(Ok(v));
-    }
-
-    /// The promise rejected with `e`.
-    pub fn err(&self, e: JsValue) {
-        self.set(Err(e));
-    }
-}
-
-impl Settle {
-    fn set(&self, outcome: Result<JsValue, JsValue>) {
-        *self.0.outcome.borrow_mut() = Some(outcome);
-        if let Some(w) = self.0.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-}
-
 /// A JS promise as a future.
 pub struct PromiseFuture(Rc<Slot>);
 
 impl PromiseFuture {
     fn new(p: &Promise) -> Self {
         let slot = Rc::new(Slot::default());
-        js_settle(p, Settle(slot.clone()));
+        js_settle(p, Wake(Some(slot.clone())));
         PromiseFuture(slot)
     }
 }

@@ -150,6 +150,11 @@ impl HttpTransport {
         Self::builder(url).build()
     }
 
+    /// The URL requests go to (with the write key, when there is one).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The request for a batch (body encoded and maybe compressed).
     pub fn request(&self, batch: &Batch, keepalive: bool) -> HttpRequest {
         let text = match self.format {

@@ -241,7 +241,7 @@ pub(crate) async fn deliver(
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (relative to `now_unix_ms`).
 pub fn parse_retry_after(value: &str, now_unix_ms: u64) -> Option<Duration> {
-    let v = value.trim();
+    let v = value.trim_ascii();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

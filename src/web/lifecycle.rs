@@ -25,7 +25,7 @@ pub(crate) struct PageExit {
 impl PageExit {
     /// The page-exit URL of `http`: its own URL, write key included.
     pub(crate) fn url_of(http: &HttpTransport) -> String {
-        http.request(&Batch::default(), true).url
+        http.url().to_owned()
     }
 
     /// Page-exit delivery of `client` to `url`, in `format`.
