@@ -1,13 +1,13 @@
 //! The client and the batching core, end to end into the in-memory transport.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beacon::transport::MemoryTransport;
 use beacon::{
-    attrs, BatchConfig, Client, Level, Overflow, Reporter, RetryPolicy, SendError, SpanContext,
-    SpanStatus, UsageUnit, Value,
+    attrs, Batch, BatchConfig, Client, Level, Overflow, Reporter, RetryPolicy, SendError,
+    SpanContext, SpanStatus, UsageUnit, Value,
 };
 use serde_json::Value as Json;
 
@@ -50,6 +50,13 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 fn of_type<'a>(values: &'a [Json], ty: &str) -> Vec<&'a Json> {
     values.iter().filter(|v| v["event_type"] == ty).collect()
 }
@@ -59,12 +66,17 @@ fn events_carry_the_envelope_and_attribute_precedence() {
     let mem = MemoryTransport::new();
     let client = client_with(&mem, slow_ticks());
     let child = client.with(&attrs!["region" => "us", "tenant" => "acme"]);
+    let before_ms = now_ms();
     child.record(
         "behavioral",
         "login-start",
         &attrs!["tenant" => "globex", "plan" => "pro", "seats" => 3, "trial" => false],
     );
+    let after_ms = now_ms();
     client.record("behavioral", "app-start", &[]);
+    // Let the items wait in the queue: their id and time are written when they leave it, and
+    // must still say when they were recorded.
+    std::thread::sleep(Duration::from_millis(50));
     client.flush_blocking(Duration::from_secs(5)).unwrap();
     let values = mem.values();
     assert_eq!(values.len(), 2);
@@ -84,7 +96,14 @@ fn events_carry_the_envelope_and_attribute_precedence() {
     assert_eq!(id.get_version_num(), 7);
     let t = login["event_time"].as_str().unwrap();
     assert_eq!(t.len(), 24);
-    assert!(beacon::schema::parse_rfc3339_ms(t).is_some());
+    let t_ms = beacon::schema::parse_rfc3339_ms(t).unwrap();
+    assert!(
+        (before_ms..=after_ms).contains(&t_ms),
+        "{t} is the time of the call"
+    );
+    let (id_secs, id_nanos) = id.get_timestamp().unwrap().to_unix();
+    assert_eq!(id_secs * 1000 + u64::from(id_nanos) / 1_000_000, t_ms);
+    assert_ne!(values[0]["event_id"], values[1]["event_id"]);
     // The raw text has no duplicate keys.
     let raw = mem
         .items()
@@ -279,6 +298,50 @@ fn usage_sums_survive_a_failed_delivery() {
         .map(|u| u["amount"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 1000);
+}
+
+#[test]
+fn a_requeued_item_keeps_its_id_and_time() {
+    // Every attempt's (id, time) pairs; the first round's attempts fail and the batch goes
+    // back to the queue.
+    let seen: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+    let log = seen.clone();
+    let client = Client::builder()
+        .retry_policy(quick_retry())
+        .batch_config(slow_ticks())
+        .transport(move |batch: Batch| {
+            let mut log = log.lock().unwrap();
+            log.push(
+                batch
+                    .items()
+                    .iter()
+                    .map(|i| {
+                        let v = i.to_value();
+                        (v["event_id"].to_string(), v["event_time"].to_string())
+                    })
+                    .collect(),
+            );
+            let fail = log.len() <= 2;
+            async move {
+                if fail {
+                    Err(SendError::retry("intake down"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        client.record("behavioral", "click", &attrs!["i" => i]);
+    }
+    assert!(client.flush_blocking(Duration::from_secs(5)).is_err());
+    std::thread::sleep(Duration::from_millis(20));
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "two failed attempts, then a delivery");
+    assert_eq!(seen[0].len(), 5);
+    assert_eq!(seen[0], seen[2], "the same ids and times on every attempt");
 }
 
 #[test]
