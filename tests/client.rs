@@ -304,7 +304,8 @@ fn usage_sums_survive_a_failed_delivery() {
 fn a_requeued_item_keeps_its_id_and_time() {
     // Every attempt's (id, time) pairs; the first round's attempts fail and the batch goes
     // back to the queue.
-    let seen: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+    type Attempts = Vec<Vec<(String, String)>>;
+    let seen: Arc<Mutex<Attempts>> = Arc::default();
     let log = seen.clone();
     let client = Client::builder()
         .retry_policy(quick_retry())
