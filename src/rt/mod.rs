@@ -3,8 +3,8 @@
 //! Both targets export the same names: [`spawn`], [`sleep`], [`now`], [`BoxFuture`],
 //! [`MaybeSend`], [`MaybeSync`], [`fill_random`], the HTTP primitive [`HttpClient`] and
 //! [`gzip`]. Natively, futures run on one lazily started background thread ("beacon-rt");
-//! on wasm32 they run on the browser's event loop through `spawn_local`, and timers are
-//! `setTimeout` via `gloo-timers`. The rest of the crate never writes a target `cfg`.
+//! on wasm32 they run on the browser's event loop (a small executor in `web.rs`), and timers
+//! are `setTimeout`. The rest of the crate never writes a target `cfg`.
 
 use std::future::Future;
 use std::pin::Pin;
