@@ -267,7 +267,7 @@ impl Drop for Sleep {
 
 /// Sleeps for `d` with `setTimeout`.
 pub fn sleep(d: Duration) -> Sleep {
-    let timer = set_timer(d.as_millis() as f64);
+    let timer = set_timer(d.as_millis() as u64 as f64);
     let done = PromiseFuture::new(&timer);
     Sleep { timer, done }
 }
@@ -351,7 +351,11 @@ impl Drop for KeepaliveGuard {
 /// Page exit: starts `fetch(url, { keepalive: true })` with a `text/plain` body. `None` if
 /// the request could not be started; else a future of whether the intake answered 2xx.
 pub fn exit_fetch(url: &str, body: &str) -> Option<impl Future<Output = bool>> {
-    let p = js_exit_fetch(url, body).dyn_into::<Promise>().ok()?;
+    let p = js_exit_fetch(url, body);
+    if p.is_undefined() {
+        return None;
+    }
+    let p: Promise = p.unchecked_into();
     let answer = PromiseFuture::new(&p);
     Some(async move { answer.await.ok().and_then(|v| v.as_bool()) == Some(true) })
 }
@@ -394,7 +398,7 @@ impl HttpClient {
                 &headers,
                 &req.body,
                 req.keepalive || reserved,
-                req.timeout.as_millis() as f64,
+                req.timeout.as_millis() as u64 as f64,
             );
             let resp: Array = PromiseFuture::new(&promise)
                 .await
