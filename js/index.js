@@ -115,13 +115,16 @@ function map(obj, type, path) {
   return out;
 }
 
+/** Bytes as lowercase hex digits. */
+const hex = (bytes) => Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join('');
+
 /** A new UUIDv7 (time-ordered), as the core's ids. */
 function uuid7() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   for (let i = 5, t = Date.now(); i >= 0; i--, t = Math.floor(t / 256)) b[i] = t % 256;
   b[6] = (b[6] & 15) | 0x70;
   b[8] = (b[8] & 63) | 0x80;
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const h = hex(b);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
@@ -169,9 +172,10 @@ export class Span {
   constructor(handle) {
     this.#h = handle;
   }
-  /** The W3C `traceparent` value for outgoing requests. */
+  /** The W3C `traceparent` value for outgoing requests (`''` once ended). */
   get traceparent() {
-    return this.#h.traceparent;
+    const h = hex(this.#h.context);
+    return h && `00-${h.slice(0, 32)}-${h.slice(32, 48)}-${h.slice(48)}`;
   }
   /** The trace id (32 hex digits). */
   get traceId() {

@@ -182,3 +182,24 @@ test('new Beacon() works once the wasm is loaded; ids can be switched off', asyn
   assert.match(on.installId, /^[0-9a-f-]{36}$/);
   await on.shutdown();
 });
+
+test('a span gives its traceparent and ids; a remote parent continues its trace', async () => {
+  const b = await init(opts('trace'));
+  const span = b.startSpan('outer');
+  assert.match(span.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  assert.equal(span.traceId, span.traceparent.slice(3, 35));
+  assert.equal(span.spanId, span.traceparent.slice(36, 52));
+  const remote = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const child = b.startSpan('from-server', { parent: remote });
+  assert.equal(child.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.notEqual(child.spanId, '00f067aa0ba902b7');
+  child.end();
+  span.end();
+  assert.equal(span.traceparent, '', 'no context once ended');
+  assert.throws(() => b.startSpan('x', { parent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' }), /traceparent/);
+  await b.flush();
+  const got = intake.itemsOf('trace');
+  assert.equal(got.find((i) => i.event_name === 'from-server').parent_span_id, '00f067aa0ba902b7');
+  assert.equal(got.find((i) => i.event_name === 'from-server').trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
+  await b.shutdown();
+});

@@ -290,22 +290,19 @@ pub struct SpanHandle {
 
 #[wasm_bindgen]
 impl SpanHandle {
-    /// The W3C `traceparent` value, for outgoing requests (`""` once ended); the JS layer
-    /// reads the trace and span ids out of it.
+    /// The span's context as 25 bytes (trace id, span id, flags; empty once ended): the JS
+    /// layer writes the `traceparent` value and the hex ids from them.
     #[wasm_bindgen(getter)]
-    pub fn traceparent(&self) -> String {
+    pub fn context(&self) -> Vec<u8> {
         let Some(span) = &self.span else {
-            return String::new();
+            return Vec::new();
         };
         let cx = span.context();
-        [
-            "00-",
-            &cx.trace_id_hex(),
-            "-",
-            &cx.span_id_hex(),
-            if cx.sampled { "-01" } else { "-00" },
-        ]
-        .concat()
+        let mut out = Vec::with_capacity(25);
+        out.extend_from_slice(&cx.trace_id);
+        out.extend_from_slice(&cx.span_id);
+        out.push(cx.sampled as u8);
+        out
     }
 
     /// Sets attributes (a flat `[key, value, …]` array).
