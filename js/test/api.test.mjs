@@ -203,3 +203,25 @@ test('a span gives its traceparent and ids; a remote parent continues its trace'
   assert.equal(got.find((i) => i.event_name === 'from-server').trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
   await b.shutdown();
 });
+
+test('a request that gets no answer times out, and its items stay queued', { timeout: 10_000 }, async () => {
+  const { createServer } = await import('node:http');
+  const silent = createServer(() => {}); // accepts the request and never answers
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const b = await init({
+      ...opts('timeout'),
+      intakeUrl: `http://127.0.0.1:${silent.address().port}/v1/events`,
+      requestTimeoutMs: 200,
+      retry: { maxAttempts: 1 },
+    });
+    b.track('waits');
+    await assert.rejects(b.flush(), /could not be delivered/);
+    assert.equal(b.stats().queuedItems, 1);
+    assert.equal(b.stats().batchesFailed, 1);
+    await b.shutdown({ timeoutMs: 0 }).catch(() => {});
+  } finally {
+    silent.closeAllConnections();
+    silent.close();
+  }
+});

@@ -47,11 +47,15 @@ export async function post(url, headers, body, keepalive, ms) {
   const h = new Headers();
   const a = headers.split('\n');
   for (let i = 1; i < a.length; i += 2) h.set(a[i - 1], a[i]);
+  const c = new AbortController();
+  const t = setTimeout(() => c.abort(), Math.min(ms, 2147483647));
   try {
-    const r = await fetch(url, { method: 'POST', headers: h, body: body.slice(), keepalive, signal: AbortSignal.timeout(ms) });
+    const r = await fetch(url, { method: 'POST', headers: h, body: body.slice(), keepalive, signal: c.signal });
     return [r.status, r.headers.get('retry-after'), await r.text()];
   } catch (e) {
-    throw e?.name === 'TimeoutError' ? `request to ${url} timed out` : String(e?.message ?? e);
+    throw c.signal.aborted ? `request to ${url} timed out` : String(e?.message ?? e);
+  } finally {
+    clearTimeout(t);
   }
 }
 export function exitFetch(url, body) {
