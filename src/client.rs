@@ -305,18 +305,12 @@ impl ClientBuilder {
 }
 
 fn client_report(ctx: &Ctx, counts: &DropCounts) -> Item {
-    let now = rt::now_unix_ms();
-    match ctx.begin(types::CLIENT_REPORT, "dropped", now, &[]) {
-        Ok(mut w) => {
-            for r in DropReason::ALL {
-                w.key(r.field())
-                    .push_str(itoa::Buffer::new().format(counts.get(r)));
-            }
-            w.finish()
-        }
-        // The context was validated when the client was built.
-        Err(_) => Item::from_canonical(String::from("{}")),
+    let mut w = ctx.begin_plain(types::CLIENT_REPORT, "dropped", rt::now_unix_ms(), 160);
+    for r in DropReason::ALL {
+        w.key(r.field())
+            .push_str(itoa::Buffer::new().format(counts.get(r)));
     }
+    w.finish()
 }
 
 struct Shared {
@@ -418,25 +412,14 @@ impl Client {
     /// A child that adds `attrs` to every item and shares this client's pipeline.
     /// Invalid keys are left out (and counted as one invalid item).
     pub fn with(&self, attrs: &Attrs<'_>) -> Client {
-        match self.ctx.with(attrs) {
-            Ok(ctx) => Client {
-                handle: self.handle.clone(),
-                ctx: Arc::new(ctx),
-            },
-            Err(_) => {
-                if let Some(s) = self.shared() {
-                    s.pipeline.drop_items(DropReason::Invalid, 1);
-                }
-                let valid: Vec<_> = attrs
-                    .iter()
-                    .filter(|(k, _)| schema::check_key(k).is_ok())
-                    .cloned()
-                    .collect();
-                Client {
-                    handle: self.handle.clone(),
-                    ctx: Arc::new(self.ctx.with(&valid).unwrap_or_default()),
-                }
+        if attrs.iter().any(|(k, _)| schema::check_key(k).is_err()) {
+            if let Some(s) = self.shared() {
+                s.pipeline.drop_items(DropReason::Invalid, 1);
             }
+        }
+        Client {
+            handle: self.handle.clone(),
+            ctx: Arc::new(self.ctx.with(attrs)),
         }
     }
 

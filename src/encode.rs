@@ -4,7 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::FxHasher;
+use crate::rt::SeriesHasher;
 
 use crate::data::item::ItemWriter;
 use crate::data::{Attrs, Item, OwnedValue, Value};
@@ -40,7 +40,7 @@ impl Ctx {
             }
         }
         let mut fragment = String::new();
-        let mut h = FxHasher::default();
+        let mut h = SeriesHasher::default();
         for (k, v) in &merged {
             fragment.push(',');
             schema::write_json_str(&mut fragment, k);
@@ -56,30 +56,22 @@ impl Ctx {
         })
     }
 
-    /// This context's attributes followed by `more` (which win on equal keys).
-    pub(crate) fn with(&self, more: &Attrs<'_>) -> Result<Ctx, BadKey> {
+    /// This context's attributes followed by `more` (which win on equal keys); keys that break
+    /// the schema are left out.
+    pub(crate) fn with(&self, more: &Attrs<'_>) -> Ctx {
         let mut all = self.attrs.clone();
         all.extend(
             more.iter()
+                .filter(|(k, _)| schema::check_key(k).is_ok())
                 .map(|(k, v)| (Box::<str>::from(*k), v.clone().into_owned())),
         );
-        Ctx::new(all)
+        // Every key is valid now: this context's were checked when it was made.
+        Ctx::new(all).unwrap_or_default()
     }
 
-    /// Starts an item: the envelope (with a new UUIDv7 id), this context's attributes not
-    /// overridden by `call`, then `call`'s attributes.
-    #[inline]
-    pub(crate) fn begin(
-        &self,
-        ty: &str,
-        name: &str,
-        time_ms: u64,
-        call: &Attrs<'_>,
-    ) -> Result<ItemWriter, BadKey> {
-        self.begin_sized(ty, name, time_ms, call, 48)
-    }
-
-    /// Like [`Ctx::begin`], reserving `extra` more bytes for the fields the caller adds.
+    /// Starts an item: the envelope, this context's attributes not overridden by `call`, then
+    /// `call`'s attributes, whose keys are checked first. `extra` bytes are reserved for the
+    /// fields the caller adds.
     #[inline]
     pub(crate) fn begin_sized(
         &self,
@@ -95,18 +87,44 @@ impl Ctx {
                 rule,
             })?;
         }
+        Ok(self.begin_checked(ty, name, time_ms, call, extra))
+    }
+
+    /// Starts an item with only this context's attributes.
+    pub(crate) fn begin_plain(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        extra: usize,
+    ) -> ItemWriter {
+        self.begin_checked::<&str>(ty, name, time_ms, &[], extra)
+    }
+
+    /// Like [`Ctx::begin_sized`] for attributes whose keys were already checked.
+    #[inline]
+    pub(crate) fn begin_checked<K: AsRef<str>>(
+        &self,
+        ty: &str,
+        name: &str,
+        time_ms: u64,
+        call: &[(K, Value<'_>)],
+        extra: usize,
+    ) -> ItemWriter {
         let capacity = 32 * call.len() + extra;
         let mut w = self.begin_bare(ty, name, time_ms, capacity);
         let overridden = !call.is_empty()
             && !self.attrs.is_empty()
-            && call.iter().any(|(ck, _)| self.index_of(ck).is_some());
+            && call
+                .iter()
+                .any(|(ck, _)| self.index_of(ck.as_ref()).is_some());
         self.write_attrs(&mut w, overridden, |_, k| {
-            call.iter().any(|(ck, _)| *ck == k)
+            call.iter().any(|(ck, _)| ck.as_ref() == k)
         });
         for (k, v) in call {
-            v.write_json(w.key(k));
+            v.write_json(w.key(k.as_ref()));
         }
-        Ok(w)
+        w
     }
 
     /// Starts an item with the envelope only, with room for this context's
@@ -151,27 +169,6 @@ impl Ctx {
     }
 }
 
-thread_local! {
-    /// The last second formatted on this thread: `YYYY-MM-DDTHH:MM:SS.` is reused within it.
-    static TIME_CACHE: std::cell::Cell<(u64, [u8; 24])> = const { std::cell::Cell::new((u64::MAX, [0; 24])) };
-}
-
-/// `event_time` text for a Unix time in ms, formatting the date only once per second.
-#[inline]
-pub(crate) fn rfc3339_cached(unix_ms: u64) -> [u8; 24] {
-    let sec = unix_ms / 1000;
-    let (cached_sec, mut text) = TIME_CACHE.with(|c| c.get());
-    if cached_sec != sec {
-        text = schema::rfc3339_ms_bytes(unix_ms);
-        TIME_CACHE.with(|c| c.set((sec, text)));
-    }
-    let ms = (unix_ms % 1000) as u16;
-    text[20] = b'0' + (ms / 100) as u8;
-    text[21] = b'0' + (ms / 10 % 10) as u8;
-    text[22] = b'0' + (ms % 10) as u8;
-    text
-}
-
 /// Hashes a value (floats by their bits).
 pub(crate) fn hash_value(v: &Value<'_>, h: &mut impl Hasher) {
     match v {
@@ -204,19 +201,5 @@ pub(crate) fn to_owned_attrs(attrs: &Attrs<'_>) -> Vec<(Box<str>, OwnedValue)> {
     attrs
         .iter()
         .map(|(k, v)| (Box::<str>::from(*k), v.clone().into_owned()))
-        .collect()
-}
-
-/// Borrowed views of owned attributes.
-pub(crate) fn as_attrs(owned: &[(Box<str>, OwnedValue)]) -> Vec<(&str, Value<'_>)> {
-    owned
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::Str(s) => Value::Str(std::borrow::Cow::Borrowed(s.as_ref())),
-                other => other.clone(),
-            };
-            (&**k, v)
-        })
         .collect()
 }

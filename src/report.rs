@@ -98,9 +98,7 @@ impl Reporter {
                 Some(Ok(t)) => Some(t),
                 _ => None,
             };
-            let Ok(mut w) = ctx.begin(types::ROLLUP, &self.name, now, &[]) else {
-                return;
-            };
+            let mut w = ctx.begin_plain(types::ROLLUP, &self.name, now, 64);
             w.str(fields::PERIOD_START, &format_rfc3339_ms(since));
             for ((name, _), (cur, base)) in self.stats.iter().zip(current.iter().zip(&baseline)) {
                 // A counter that went backwards was reset: its whole value is the delta.
@@ -121,15 +119,14 @@ impl Reporter {
                 since = now;
             }
             if let Some(t) = traits {
-                if let Ok(mut w) = ctx.begin(types::ROLLUP, "traits", now, &[]) {
-                    for (k, v) in t
-                        .iter()
-                        .filter(|(k, _)| crate::schema::check_key(k).is_ok())
-                    {
-                        v.write_json(w.key(k));
-                    }
-                    pipeline.push(w.finish());
+                let mut w = ctx.begin_plain(types::ROLLUP, "traits", now, 64);
+                for (k, v) in t
+                    .iter()
+                    .filter(|(k, _)| crate::schema::check_key(k).is_ok())
+                {
+                    v.write_json(w.key(k));
                 }
+                pipeline.push(w.finish());
             }
         }
     }

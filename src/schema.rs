@@ -398,8 +398,9 @@ fn check_len(s: &str, max: usize) -> Result<(), Rule> {
     if s.is_empty() {
         return Err(Rule::Empty);
     }
-    // Byte length bounds the character count from above: only count when it could matter.
-    if s.len() > max && s.chars().count() > max {
+    // Byte length bounds the character count from above: only count when it could matter
+    // (every byte that is not a UTF-8 continuation byte starts a character).
+    if s.len() > max && s.bytes().filter(|b| b & 0xc0 != 0x80).count() > max {
         return Err(Rule::TooLong(max));
     }
     Ok(())
@@ -628,33 +629,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
         push3(out, b"\"", s, b"\"");
         return;
     }
-    out.push('"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // `get` rather than indexing (`i` is an ASCII byte, so a char boundary): no panic
-        // path (and its formatting) in the wasm.
-        out.push_str(s.get(start..i).unwrap_or_default());
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(s.get(start..).unwrap_or_default());
-    out.push('"');
+    crate::rt::write_escaped_json_str(out, s);
 }
 
 /// Writes a Unix time in ms as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -662,23 +637,11 @@ pub fn write_rfc3339_ms(out: &mut String, unix_ms: u64) {
     push_ascii(out, &rfc3339_ms_bytes(unix_ms));
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in ms, as ASCII bytes.
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in ms, as ASCII bytes (years past 9999 are
+/// written as 9999). The browser build asks JavaScript's `Date`.
+#[inline]
 pub(crate) fn rfc3339_ms_bytes(unix_ms: u64) -> [u8; 24] {
-    let secs = unix_ms / 1000;
-    let ms = (unix_ms % 1000) as u32;
-    let days = (secs / 86_400) as i64;
-    let sod = (secs % 86_400) as u32;
-    let (y, m, d) = civil_from_days(days);
-    let mut b = *b"0000-00-00T00:00:00.000Z";
-    let y = y.clamp(0, 9999) as u32;
-    put_digits(&mut b[0..4], y);
-    put_digits(&mut b[5..7], m);
-    put_digits(&mut b[8..10], d);
-    put_digits(&mut b[11..13], sod / 3600);
-    put_digits(&mut b[14..16], sod / 60 % 60);
-    put_digits(&mut b[17..19], sod % 60);
-    put_digits(&mut b[20..23], ms);
-    b
+    crate::rt::rfc3339_ms(unix_ms)
 }
 
 /// Formats a Unix time in ms as RFC 3339 UTC with milliseconds.
@@ -688,27 +651,7 @@ pub fn format_rfc3339_ms(unix_ms: u64) -> String {
     s
 }
 
-fn put_digits(dst: &mut [u8], mut v: u32) {
-    for slot in dst.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-}
-
-// Howard Hinnant's civil calendar algorithms.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
+// Howard Hinnant's civil calendar algorithms (the inverse is in `rt`, which formats times).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -823,17 +766,12 @@ pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> [u8; 36] {
     hyphenated(id.as_bytes())
 }
 
-/// Two lowercase hex digits for every byte value.
-pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
+/// The two lowercase hex digits of a byte.
+#[inline]
+pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = [HEX[b >> 4], HEX[b & 15]];
-        b += 1;
-    }
-    t
-};
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
+}
 
 /// The hyphenated lowercase form of a UUID (`8-4-4-4-12` hex digits), a byte pair at a time.
 #[inline]
@@ -844,7 +782,7 @@ fn hyphenated(bytes: &[u8; 16]) -> [u8; 36] {
         if matches!(i, 4 | 6 | 8 | 10) {
             at += 1;
         }
-        out[at..at + 2].copy_from_slice(&HEX_PAIRS[*b as usize]);
+        out[at..at + 2].copy_from_slice(&hex_pair(*b));
         at += 2;
     }
     out

@@ -1,35 +1,16 @@
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-pub(crate) struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+use crate::rt::HashIndex;
 
 /// A map from a precomputed hash to the entries with that hash, so a lookup with borrowed
 /// parts (a name and a slice of attributes) allocates nothing.
 pub(crate) struct HashedMap<E> {
-    map: HashMap<u64, Vec<E>, BuildHasherDefault<Identity>>,
+    map: HashIndex<Vec<E>>,
     len: usize,
 }
 
 impl<E> Default for HashedMap<E> {
     fn default() -> Self {
         HashedMap {
-            map: HashMap::default(),
+            map: HashIndex::default(),
             len: 0,
         }
     }
@@ -44,7 +25,7 @@ impl<E> HashedMap<E> {
         eq: impl Fn(&E) -> bool,
         make: impl FnOnce() -> E,
     ) -> &mut E {
-        let bucket = self.map.entry(hash).or_default();
+        let bucket = self.map.get_or_default(hash);
         let pos = match bucket.iter().position(eq) {
             Some(p) => p,
             None => {
@@ -64,7 +45,7 @@ impl<E> HashedMap<E> {
         eq: impl Fn(&E) -> bool,
         make: impl FnOnce() -> Option<E>,
     ) -> Option<&mut E> {
-        let bucket = self.map.entry(hash).or_default();
+        let bucket = self.map.get_or_default(hash);
         let pos = match bucket.iter().position(eq) {
             Some(p) => p,
             None => {
@@ -79,7 +60,7 @@ impl<E> HashedMap<E> {
     /// Visits every entry; entries for which `f` returns `false` are removed.
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut E) -> bool) {
         let mut removed = 0;
-        self.map.retain(|_, bucket| {
+        self.map.retain(|bucket| {
             let before = bucket.len();
             bucket.retain_mut(&mut f);
             removed += before - bucket.len();

@@ -1,12 +1,12 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHasher;
+use crate::rt::SeriesHasher;
 
 use crate::batch::Collector;
 use crate::data::value::write_f64;
 use crate::data::{Attrs, Item, MetricType, OwnedValue};
-use crate::encode::{as_attrs, hash_value, to_owned_attrs, Ctx};
+use crate::encode::{hash_value, to_owned_attrs, Ctx};
 use crate::schema::{fields, format_rfc3339_ms, types};
 
 use super::HashedMap;
@@ -70,7 +70,7 @@ impl Metrics {
         attrs: &Attrs<'_>,
         value: f64,
     ) -> bool {
-        let mut h = FxHasher::default();
+        let mut h = SeriesHasher::default();
         kind.hash(&mut h);
         name.hash(&mut h);
         ctx.hash.hash(&mut h);
@@ -155,8 +155,9 @@ impl Metrics {
             MetricKind::Gauge => MetricType::Gauge,
             MetricKind::Histogram => MetricType::Histogram,
         };
-        let attrs = as_attrs(&s.attrs);
-        let mut w = s.ctx.begin(types::METRIC, &s.name, now_ms, &attrs).ok()?;
+        let mut w = s
+            .ctx
+            .begin_checked(types::METRIC, &s.name, now_ms, &s.attrs, 160);
         w.str(fields::METRIC_TYPE, kind.as_str());
         w.str(fields::PERIOD_START, &format_rfc3339_ms(s.since_ms));
         match &s.agg {

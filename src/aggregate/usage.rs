@@ -1,7 +1,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHasher;
+use crate::rt::SeriesHasher;
 
 use crate::batch::Collector;
 use crate::data::{Item, UsageUnit};
@@ -60,7 +60,7 @@ impl UsageAggregator {
         now_ms: u64,
     ) {
         let start = now_ms - now_ms % self.granularity_ms;
-        let mut h = FxHasher::default();
+        let mut h = SeriesHasher::default();
         start.hash(&mut h);
         resource_id.hash(&mut h);
         app_feature.hash(&mut h);
@@ -113,8 +113,7 @@ impl UsageAggregator {
     fn encode(&self, b: &UsageBucket) -> Option<Item> {
         let mut w = self
             .ctx
-            .begin(types::USAGE, "usage", b.bucket_start_ms, &[])
-            .ok()?;
+            .begin_plain(types::USAGE, "usage", b.bucket_start_ms, 160);
         w.str(fields::RESOURCE_ID, &b.resource_id);
         w.str(fields::APP_FEATURE, &b.app_feature);
         w.str(fields::UNIT, b.unit.as_str());

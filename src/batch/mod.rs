@@ -678,7 +678,14 @@ impl Pipeline {
         if n == 0 {
             return None;
         }
-        let mut items: Vec<Item> = q.items.drain(..n).collect();
+        // Popped one by one: a `Drain` would bring its own drop code into the wasm.
+        let mut items: Vec<Item> = Vec::with_capacity(n + 1);
+        while items.len() < n {
+            match q.items.pop_front() {
+                Some(it) => items.push(it),
+                None => break,
+            }
+        }
         let item_bytes: usize = items.iter().map(Item::len).sum();
         q.bytes -= item_bytes;
         q.inflight_items += n;

@@ -46,7 +46,7 @@ impl Item {
             return;
         };
         let id = crate::random::event_id(ms);
-        let time = crate::encode::rfc3339_cached(ms);
+        let time = crate::schema::rfc3339_ms_bytes(ms);
         crate::schema::fill_own_header(&mut self.json, &id, &time);
     }
 
@@ -166,7 +166,7 @@ impl ItemWriter {
         debug_assert!(!needs_escape(key.as_bytes()) && bytes.len() <= 16);
         let mut text = [b'"'; 34];
         for (pair, b) in text[1..].chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&crate::schema::HEX_PAIRS[*b as usize]);
+            pair.copy_from_slice(&crate::schema::hex_pair(*b));
         }
         let n = 2 * bytes.len().min(16) + 2;
         text[n - 1] = b'"';

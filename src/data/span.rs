@@ -113,7 +113,7 @@ pub(crate) fn write_hex(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.chunks(16) {
         let mut buf = [0u8; 32];
         for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
-            pair.copy_from_slice(&crate::schema::HEX_PAIRS[*b as usize]);
+            pair.copy_from_slice(&crate::schema::hex_pair(*b));
         }
         crate::schema::push_ascii(out, &buf[..2 * chunk.len()]);
     }

@@ -56,6 +56,55 @@ pub trait MaybeSync {}
 #[cfg(target_arch = "wasm32")]
 impl<T: ?Sized> MaybeSync for T {}
 
+/// A map keyed by precomputed 64-bit hashes (the aggregators' series and buckets). Natively a
+/// hash table; in the browser, which holds few keys and pays for every byte of code, a vector
+/// searched in order.
+pub(crate) struct HashIndex<V> {
+    #[cfg(not(target_arch = "wasm32"))]
+    map: std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<native::Identity>>,
+    #[cfg(target_arch = "wasm32")]
+    list: Vec<(u64, V)>,
+}
+
+impl<V> Default for HashIndex<V> {
+    fn default() -> Self {
+        HashIndex {
+            #[cfg(not(target_arch = "wasm32"))]
+            map: Default::default(),
+            #[cfg(target_arch = "wasm32")]
+            list: Vec::new(),
+        }
+    }
+}
+
+impl<V: Default> HashIndex<V> {
+    /// The value for `key`, inserted as `V::default()` if there is none.
+    #[inline]
+    pub(crate) fn get_or_default(&mut self, key: u64) -> &mut V {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.map.entry(key).or_default();
+        #[cfg(target_arch = "wasm32")]
+        {
+            let at = match self.list.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    self.list.push((key, V::default()));
+                    self.list.len() - 1
+                }
+            };
+            &mut self.list[at].1
+        }
+    }
+
+    /// Keeps the values for which `keep` returns `true`.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.map.retain(|_, v| keep(v));
+        #[cfg(target_arch = "wasm32")]
+        self.list.retain_mut(|(_, v)| keep(v));
+    }
+}
+
 /// Whether this target can block a thread (natively yes; never in the browser).
 pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
 

@@ -196,3 +196,118 @@ pub(super) fn clock_us(clock: libc::clockid_t) -> Option<u64> {
     }
     Some(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }
+
+/// A hasher for keys that are already hashes (see [`super::HashIndex`]).
+#[derive(Default)]
+pub(crate) struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+thread_local! {
+    /// The last second formatted on this thread: `YYYY-MM-DDTHH:MM:SS.` is reused within it.
+    static TIME_CACHE: std::cell::Cell<(u64, [u8; 24])> =
+        const { std::cell::Cell::new((u64::MAX, [0; 24])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in ms (years past 9999 written as 9999),
+/// formatting the date only once per second on each thread.
+#[inline]
+pub(crate) fn rfc3339_ms(unix_ms: u64) -> [u8; 24] {
+    let sec = unix_ms / 1000;
+    let (cached_sec, mut text) = TIME_CACHE.with(|c| c.get());
+    if cached_sec != sec {
+        text = format_rfc3339_ms(unix_ms);
+        TIME_CACHE.with(|c| c.set((sec, text)));
+    }
+    let ms = (unix_ms % 1000) as u16;
+    text[20] = b'0' + (ms / 100) as u8;
+    text[21] = b'0' + (ms / 10 % 10) as u8;
+    text[22] = b'0' + (ms % 10) as u8;
+    text
+}
+
+fn format_rfc3339_ms(unix_ms: u64) -> [u8; 24] {
+    let secs = unix_ms / 1000;
+    let ms = (unix_ms % 1000) as u32;
+    let days = (secs / 86_400) as i64;
+    let sod = (secs % 86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let y = y.clamp(0, 9999) as u32;
+    put_digits(&mut b[0..4], y);
+    put_digits(&mut b[5..7], m);
+    put_digits(&mut b[8..10], d);
+    put_digits(&mut b[11..13], sod / 3600);
+    put_digits(&mut b[14..16], sod / 60 % 60);
+    put_digits(&mut b[17..19], sod % 60);
+    put_digits(&mut b[20..23], ms);
+    b
+}
+
+fn put_digits(dst: &mut [u8], mut v: u32) {
+    for slot in dst.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+// Howard Hinnant's civil calendar algorithms (the inverse is in `schema`, which parses times).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The hasher for series and bucket keys: `FxHasher`, fast on short strings.
+pub(crate) type SeriesHasher = rustc_hash::FxHasher;
+
+/// Writes `s` as a JSON string literal, escaping quotes, backslashes and control characters
+/// (the slow path of `schema::write_json_str`).
+pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    out.push('"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is an ASCII byte, so a char boundary.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}

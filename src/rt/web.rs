@@ -41,6 +41,7 @@ export function offline() { return globalThis.navigator?.onLine === false; }
 export function httpDate(s) { return Date.parse(s); }
 export function monoUs() { return (globalThis.performance ?? Date).now() * 1000; }
 export function nowMs() { return Date.now(); }
+export function iso(ms) { return new Date(Math.min(ms, 253402300799999)).toISOString(); }
 export function quoted(s) { return JSON.stringify(s); }
 export function num(v) { return String(v); }
 export async function post(url, headers, body, keepalive, ms) {
@@ -87,6 +88,8 @@ extern "C" {
     fn js_mono_us() -> f64;
     #[wasm_bindgen(js_name = nowMs)]
     fn js_now_ms() -> f64;
+    #[wasm_bindgen(js_name = iso)]
+    fn js_iso(ms: f64) -> String;
     #[wasm_bindgen(js_name = quoted)]
     fn js_quoted(s: &str) -> String;
     #[wasm_bindgen(js_name = num)]
@@ -435,6 +438,23 @@ pub fn now_ms() -> u64 {
     js_now_ms().max(0.0) as u64
 }
 
+/// Writes `s` as a JSON string literal with escapes (the slow path of
+/// `schema::write_json_str`): `JSON.stringify`.
+pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
+    out.push_str(&js_quoted(s));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in ms, from `Date.prototype.toISOString` (years
+/// past 9999 written as 9999, as natively).
+pub(crate) fn rfc3339_ms(unix_ms: u64) -> [u8; 24] {
+    let text = js_iso(unix_ms as f64);
+    let mut out = *b"1970-01-01T00:00:00.000Z";
+    if text.len() == out.len() {
+        out.copy_from_slice(text.as_bytes());
+    }
+    out
+}
+
 /// Monotonic microseconds (`performance.now()`; `Date.now()` where there is no
 /// `performance`), without `Instant` (whose browser clock goes through `js_sys::global`).
 pub fn mono_us() -> u64 {
@@ -444,4 +464,25 @@ pub fn mono_us() -> u64 {
 /// Wall-clock Unix ms (`Date.now()` is already cheap in the browser).
 pub fn now_unix_ms_coarse() -> u64 {
     super::now_unix_ms()
+}
+
+/// The hasher for series and bucket keys: 64-bit FNV-1a, a few bytes of code (the browser
+/// holds few series, and `FxHasher`'s word-at-a-time loop is larger).
+pub(crate) struct SeriesHasher(u64);
+
+impl Default for SeriesHasher {
+    fn default() -> Self {
+        SeriesHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for SeriesHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }

@@ -201,8 +201,11 @@ pub(crate) fn classify(
     if (200..=299).contains(&status) {
         return Ok(());
     }
-    // The first 200 characters of the body.
-    let end = body.char_indices().nth(200).map_or(body.len(), |(i, _)| i);
+    // The first 200 bytes of the body, cut back to a character boundary.
+    let mut end = body.len().min(200);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
     let reason = [
         "intake answered ",
         itoa::Buffer::new().format(status),
