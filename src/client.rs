@@ -129,8 +129,9 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Sets one of Beacon's own attributes (a later value replaces an earlier one when the
+    /// context is built).
     fn set(mut self, key: &'static str, value: OwnedValue) -> Self {
-        self.context.retain(|(k, _)| &**k != key);
         self.context.push((key.into(), value));
         self
     }

@@ -762,8 +762,14 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
 /// Builds a UUIDv7 string from a Unix time in ms and 10 random bytes.
 #[inline]
 pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> [u8; 36] {
-    let id = uuid::Builder::from_unix_timestamp_millis(unix_ms, random).into_uuid();
-    hyphenated(id.as_bytes())
+    // RFC 9562: 48 bits of Unix ms, the version (7) in the top four bits of byte 6, the
+    // variant (0b10) in the top two bits of byte 8, random bits everywhere else.
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
+    b[6..].copy_from_slice(random);
+    b[6] = 0x70 | (b[6] & 0x0f);
+    b[8] = 0x80 | (b[8] & 0x3f);
+    hyphenated(&b)
 }
 
 /// The two lowercase hex digits of a byte.
@@ -878,7 +884,13 @@ mod tests {
         let s = std::str::from_utf8(&id).unwrap();
         let u = uuid::Uuid::parse_str(s).unwrap();
         assert_eq!(u.get_version_num(), 7);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
         let ms = 1_795_314_570_123u64;
         assert_eq!(s[..13], format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff));
+        // The uuid crate's own v7 from the same time and random bytes is the same id.
+        let random = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x0f, 0xed];
+        let ours = uuid_v7(ms, &random);
+        let theirs = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+        assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs.hyphenated().to_string());
     }
 }

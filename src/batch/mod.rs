@@ -379,9 +379,10 @@ impl Pipeline {
 
     /// Runs the collectors: hands their items to the queue.
     pub(crate) fn collect(&self, final_: bool) {
-        let collectors: Vec<_> = lock(&self.collectors).clone();
+        // Collectors only take their own locks and the queue's, never this one.
+        let collectors = lock(&self.collectors);
         let now = rt::now_unix_ms();
-        for c in collectors {
+        for c in collectors.iter() {
             c.collect(now, final_, &mut |item| self.offer(item, false).is_ok());
         }
     }
