@@ -311,3 +311,21 @@ pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
+
+/// Two lowercase hex digits for every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [HEX[b >> 4], HEX[b & 15]];
+        b += 1;
+    }
+    t
+};
+
+/// The two lowercase hex digits of a byte, from one table lookup.
+#[inline]
+pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
+    HEX_PAIRS[b as usize]
+}

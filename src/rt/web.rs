@@ -438,6 +438,13 @@ pub fn now_ms() -> u64 {
     js_now_ms().max(0.0) as u64
 }
 
+/// The two lowercase hex digits of a byte, a digit at a time (a 512-byte table natively).
+#[inline]
+pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
+}
+
 /// Writes `s` as a JSON string literal with escapes (the slow path of
 /// `schema::write_json_str`): `JSON.stringify`.
 pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
