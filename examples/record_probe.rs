@@ -1,0 +1,114 @@
+//! Instructions per recording call, for callgrind (the README's Performance section).
+//!
+//! Each operation runs in its own loop function, so callgrind can count just that loop on the
+//! calling thread. Count twice with different loop lengths; the difference divided by the
+//! difference in calls is the cost of one call, without start-up and shutdown:
+//!
+//! ```sh
+//! cargo build --release --example record_probe
+//! for n in 1000 101000; do
+//!   valgrind --tool=callgrind --toggle-collect='record_probe::loop_event' \
+//!     target/release/examples/record_probe event $n 2>&1 | grep refs
+//! done   # (second − first) / 100000 = instructions per event
+//! ```
+//!
+//! Operations: `event`, `counter`, `usage`, `span`, `log` (the same calls as
+//! `benches/record.rs`). Without valgrind it prints the wall-clock time per call, which on a
+//! two-core machine depends heavily on what the background thread is doing at the same time.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use beacon::transport::NoopTransport;
+use beacon::{attrs, Client, Level, UsageUnit};
+
+#[inline(never)]
+fn loop_event(c: &Client, n: u64) {
+    for i in 0..n {
+        c.record(
+            "behavioral",
+            "login-start",
+            &attrs!["plan" => "pro", "seats" => i, "trial" => false],
+        );
+    }
+}
+
+#[inline(never)]
+fn loop_counter(c: &Client, n: u64) {
+    for _ in 0..n {
+        c.counter(
+            "requests",
+            1.0,
+            &attrs!["route" => "/pay", "method" => "GET"],
+        );
+    }
+}
+
+#[inline(never)]
+fn loop_usage(c: &Client, n: u64) {
+    for _ in 0..n {
+        c.usage("relay", "transactions", 100, UsageUnit::Bytes);
+    }
+}
+
+#[inline(never)]
+fn loop_span(c: &Client, n: u64) {
+    for i in 0..n {
+        let mut s = c.span("GET /pay");
+        s.set_attr("http.method", "GET");
+        s.set_attr("http.status", 200);
+        s.set_attr("retry", i);
+        s.end();
+    }
+}
+
+#[inline(never)]
+fn loop_log(c: &Client, n: u64) {
+    for i in 0..n {
+        c.log(
+            Level::Info,
+            "payment accepted",
+            &attrs!["amount" => 42, "currency" => "EUR", "n" => i],
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let op = args.next().unwrap_or_default();
+    let run: fn(&Client, u64) = match op.as_str() {
+        "event" => loop_event,
+        "counter" => loop_counter,
+        "usage" => loop_usage,
+        "span" => loop_span,
+        "log" => loop_log,
+        _ => {
+            eprintln!("usage: record_probe <event|counter|usage|span|log> [calls]");
+            return ExitCode::FAILURE;
+        }
+    };
+    let calls = match args.next().map(|n| n.parse::<u64>()) {
+        None => 200_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("record_probe: the number of calls must be a positive integer");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match Client::builder().transport(NoopTransport).build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("record_probe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let start = Instant::now();
+    run(&client, calls);
+    let per_call = start.elapsed().as_nanos() as f64 / calls as f64;
+    let stats = client.stats();
+    eprintln!(
+        "{op}: {calls} calls, {per_call:.0} ns per call, {} dropped",
+        stats.dropped.total()
+    );
+    ExitCode::SUCCESS
+}
