@@ -360,8 +360,10 @@ impl Drop for Handle {
         }
         let timeout = self.shared.shutdown_timeout;
         let done = rt::block_on_timeout(async move { pipeline.shutdown().await }, timeout);
-        if done.is_none() {
-            // Timed out (or cannot block here): stop the background tasks anyway.
+        // Timed out: stop the background tasks anyway. Where nothing can block (the browser)
+        // the shutdown runs on the event loop and closes the pipeline itself once it has
+        // flushed; closing it now would turn away the open aggregates it is about to emit.
+        if done.is_none() && rt::CAN_BLOCK {
             self.shared.pipeline.close();
         }
     }

@@ -237,6 +237,33 @@ async fn page_exit_emits_open_aggregates() {
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), tokio::test)]
+async fn dropping_the_last_handle_delivers_queued_items_and_open_aggregates() {
+    // Natively the drop waits for the final flush; in the browser it cannot wait, and the
+    // flush finishes on the event loop afterwards.
+    let sink = Sink::default();
+    let client = sink.client(quiet(), RetryPolicy::default());
+    client.record("behavioral", "click", &[]);
+    client.counter("clicks", 2.0, &[]);
+    client.usage("cpu", "render", 5, UsageUnit::Milliseconds);
+    drop(client);
+    let mut types = Vec::new();
+    for _ in 0..300 {
+        types = sink
+            .items()
+            .iter()
+            .map(|i| i["event_type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        types.sort();
+        if types.len() >= 3 {
+            break;
+        }
+        beacon::rt::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(types, ["behavioral", "metric", "usage"]);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), tokio::test)]
 async fn a_span_continues_a_remote_trace() {
     let sink = Sink::default();
     let client = sink.client(quiet(), RetryPolicy::default());
