@@ -288,7 +288,11 @@ impl ClientBuilder {
         pipeline.add_collector(metrics.clone());
         pipeline.add_collector(usage.clone());
         rt::spawn(pipeline.clone().run_ticker());
-        rt::spawn(pipeline.clone().run_flusher());
+        if rt::CAN_BLOCK {
+            rt::spawn(pipeline.clone().run_polling_flusher());
+        } else {
+            rt::spawn(pipeline.clone().run_flusher());
+        }
         let shared = Arc::new(Shared {
             pipeline,
             metrics,

@@ -818,3 +818,80 @@ fn eight_threads_of_many_events_all_arrive_once() {
         assert!(ids.insert(it.event_id().to_owned()), "unique event ids");
     }
 }
+
+#[test]
+fn items_staged_by_short_lived_threads_arrive_once_and_in_each_threads_order() {
+    // Natively a recording thread stages items and hands them to the shared queue in groups;
+    // threads that exit with a partial group, and several clients recorded into from the
+    // same threads, must lose nothing, count everything, and keep each thread's order.
+    let mems: Vec<MemoryTransport> = (0..10).map(|_| MemoryTransport::new()).collect();
+    let clients: Vec<Client> = mems.iter().map(|m| client_with(m, slow_ticks())).collect();
+    const THREADS: u64 = 6;
+    const PER: u64 = 150;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let clients = clients.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    for c in &clients {
+                        c.record("behavioral", "e", &attrs!["t" => t, "i" => i]);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for (client, mem) in clients.iter().zip(&mems) {
+        let stats = client.stats();
+        assert_eq!(stats.accepted, THREADS * PER);
+        // Full batches may already be on their way.
+        let held = stats.queued_items + stats.inflight_items;
+        assert_eq!(held as u64 + stats.delivered, THREADS * PER);
+        assert!(stats.queued_items == 0 || stats.queued_bytes > 0);
+        client.flush_blocking(Duration::from_secs(10)).unwrap();
+        let values: Vec<Json> = mem.items().iter().map(|it| it.to_value()).collect();
+        let events = of_type(&values, "behavioral");
+        assert_eq!(events.len() as u64, THREADS * PER);
+        for t in 0..THREADS {
+            let order: Vec<u64> = events
+                .iter()
+                .filter(|v| v["t"] == t)
+                .map(|v| v["i"].as_u64().unwrap())
+                .collect();
+            assert_eq!(order, (0..PER).collect::<Vec<_>>(), "thread {t}'s order");
+        }
+        let after = client.stats();
+        assert_eq!((after.queued_items, after.queued_bytes), (0, 0));
+        assert_eq!(after.delivered, THREADS * PER);
+    }
+}
+
+#[test]
+fn drop_oldest_reaches_items_still_staged_by_the_recording_thread() {
+    // 40 items fit; the recording thread stages them (fewer than a hand-over group), so the
+    // shared queue is empty when the 41st arrives: the oldest staged item must make room.
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_queue_items: 40,
+            overflow: Overflow::DropOldest,
+            ..slow_ticks()
+        },
+    );
+    for i in 0..50 {
+        client.record("behavioral", "e", &attrs!["i" => i]);
+    }
+    let stats = client.stats();
+    assert_eq!(stats.dropped.queue_full, 10);
+    assert_eq!(stats.queued_items, 40);
+    client.flush_blocking(Duration::from_secs(10)).unwrap();
+    let values: Vec<Json> = mem.items().iter().map(|it| it.to_value()).collect();
+    let kept: Vec<u64> = of_type(&values, "behavioral")
+        .iter()
+        .map(|v| v["i"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, (10..50).collect::<Vec<_>>());
+}

@@ -5,6 +5,7 @@
 //! The core holds no threads: it runs on the `spawn` and `sleep` of [`crate::rt`]. No lock is
 //! held across a transport call or an `.await`.
 
+mod lane;
 mod signal;
 
 use std::collections::VecDeque;
@@ -32,9 +33,11 @@ pub enum Overflow {
 /// Limits and timing of the batching core.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
-    /// Most items held at once, queued or in flight.
+    /// Most items held at once, queued or in flight (at most 16 777 215; larger values count
+    /// as that).
     pub max_queue_items: usize,
-    /// Most encoded bytes held at once, queued or in flight.
+    /// Most encoded bytes held at once, queued or in flight (at most 1 TiB; larger values
+    /// count as that).
     pub max_memory_bytes: usize,
     /// Most items in one batch.
     pub max_batch_size: usize,
@@ -228,11 +231,36 @@ struct Queue {
     report_inflight: bool,
 }
 
+/// `Pipeline::held` packs the items held (high bits) and their bytes (low bits) into one
+/// word, so one atomic operation checks and takes room for an item under both bounds.
+const HELD_BYTES_BITS: u32 = 40;
+const HELD_ITEM: u64 = 1 << HELD_BYTES_BITS;
+const HELD_MAX_ITEMS: usize = (1 << (64 - HELD_BYTES_BITS)) - 1;
+
+/// While busy, the flusher looks for full batches this often instead of being woken for each.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// It goes back to being woken after this many looks in a row that found no full batch.
+const IDLE_POLLS: u32 = 20;
+
 /// The pipeline: queue, drop accounting, collectors and delivery.
+///
+/// Natively, recording threads stage items in lanes (see [`lane`]) that are handed to the
+/// shared queue in groups and gathered by the flusher; on wasm32, with one thread, items go
+/// to the shared queue directly.
 pub(crate) struct Pipeline {
     cfg: BatchConfig,
+    /// Items and bytes held, queued (in lanes or the shared queue) or in flight: the bounds.
+    /// Every recording call updates it, so it has a cache line of its own.
+    held: lane::Aligned<AtomicU64>,
+    /// Empty on wasm32.
+    lanes: Box<[lane::Lane]>,
+    /// Items a lane collects before it hands them over.
+    handoff: usize,
     queue: Mutex<Queue>,
     closed: AtomicBool,
+    /// Set while the flusher looks for full batches on its own: recording threads then do not
+    /// wake it.
+    polling: AtomicBool,
     wake_pending: AtomicBool,
     flush_all: AtomicBool,
     /// Woken when a full batch waits, on flush requests and on shutdown.
@@ -267,13 +295,23 @@ struct Taken {
 
 impl Pipeline {
     pub(crate) fn new(
-        cfg: BatchConfig,
+        mut cfg: BatchConfig,
         transports: Vec<Box<dyn Transport>>,
         retry: RetryPolicy,
         report: ReportBuilder,
     ) -> Arc<Self> {
+        cfg.max_queue_items = cfg.max_queue_items.min(HELD_MAX_ITEMS);
+        cfg.max_memory_bytes = (cfg.max_memory_bytes as u64).min(HELD_ITEM - 1) as usize;
         Arc::new(Pipeline {
+            handoff: lane::HANDOFF.min(cfg.max_batch_size),
             cfg,
+            held: lane::Aligned(AtomicU64::new(0)),
+            lanes: if rt::CAN_BLOCK {
+                lane::lanes()
+            } else {
+                Box::new([])
+            },
+            polling: AtomicBool::new(false),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 bytes: 0,
@@ -328,7 +366,8 @@ impl Pipeline {
     }
 
     /// Like [`Pipeline::push`], but when the queue is full and `count_drop` is false, hands the
-    /// item back instead of counting it (used by collectors that keep their state).
+    /// item back instead of counting it (used by collectors that keep their state; their items
+    /// go to the shared queue directly).
     pub(crate) fn offer(&self, item: Item, count_drop: bool) -> Result<(), Item> {
         let len = item.len();
         if len > self.cfg.max_item_bytes {
@@ -338,43 +377,129 @@ impl Pipeline {
         if self.is_closed() {
             return Ok(());
         }
-        let mut q = lock(&self.queue);
-        let fits = |q: &Queue| {
-            q.items.len() + q.inflight_items < self.cfg.max_queue_items
-                && q.bytes + q.inflight_bytes + len <= self.cfg.max_memory_bytes
-        };
-        if !fits(&q) {
+        if !self.reserve(len) {
             if !count_drop {
                 return Err(item);
             }
-            let mut evicted = 0;
-            if self.cfg.overflow == Overflow::DropOldest {
-                while !fits(&q) {
-                    match q.items.pop_front() {
-                        Some(old) => {
-                            q.bytes -= old.len();
-                            evicted += 1;
-                        }
-                        None => break,
-                    }
-                }
-            }
-            if !fits(&q) {
-                drop(q);
-                self.drop_items(DropReason::QueueFull, evicted + 1);
+            if self.cfg.overflow != Overflow::DropOldest || !self.evict_for(len) {
+                self.drop_items(DropReason::QueueFull, 1);
                 return Ok(());
             }
-            self.drop_items(DropReason::QueueFull, evicted);
         }
-        q.bytes += len;
-        q.items.push_back(item);
-        let full = q.items.len() >= self.cfg.max_batch_size;
-        drop(q);
+        if rt::CAN_BLOCK && count_drop && !self.lanes.is_empty() {
+            // `lanes()` makes a power of two of them.
+            let at = lane::thread_number() & (self.lanes.len() - 1);
+            self.stage(&self.lanes[at], item);
+            return Ok(());
+        }
+        let full = {
+            let mut q = lock(&self.queue);
+            q.bytes += len;
+            q.items.push_back(item);
+            q.items.len() >= self.cfg.max_batch_size
+        };
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        if full && !self.wake_pending.swap(true, Ordering::AcqRel) {
-            self.work.notify();
+        if full {
+            self.wake_for_full_batch();
         }
         Ok(())
+    }
+
+    /// Takes room for one item of `len` bytes under both bounds, if there is room.
+    #[inline]
+    fn reserve(&self, len: usize) -> bool {
+        let mut held = self.held.load(Ordering::Relaxed);
+        loop {
+            let items = (held >> HELD_BYTES_BITS) as usize;
+            let bytes = (held & (HELD_ITEM - 1)) as usize;
+            if items >= self.cfg.max_queue_items || bytes + len > self.cfg.max_memory_bytes {
+                return false;
+            }
+            let want = held + HELD_ITEM + len as u64;
+            match self
+                .held
+                .compare_exchange_weak(held, want, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => held = now,
+            }
+        }
+    }
+
+    /// Gives back the room of `n` items of `bytes` bytes (delivered or dropped).
+    fn release(&self, n: usize, bytes: usize) {
+        if n > 0 {
+            self.held
+                .fetch_sub(n as u64 * HELD_ITEM + bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds an item (room already taken) to this thread's lane; hands the lane's items to the
+    /// shared queue when there are enough of them.
+    #[inline]
+    fn stage(&self, lane: &lane::Lane, item: Item) {
+        let mut l = lock(&lane.state);
+        l.bytes += item.len();
+        l.accepted += 1;
+        l.items.push(item);
+        if l.items.len() >= self.handoff && self.hand_over(&mut l) {
+            drop(l);
+            self.wake_for_full_batch();
+        }
+    }
+
+    /// Moves a lane's items to the end of the shared queue (the lane's lock is held).
+    /// Returns whether a full batch now waits.
+    fn hand_over(&self, l: &mut lane::LaneState) -> bool {
+        let mut q = lock(&self.queue);
+        q.items.extend(l.items.drain(..));
+        q.bytes += std::mem::take(&mut l.bytes);
+        q.items.len() >= self.cfg.max_batch_size
+    }
+
+    /// Wakes the flusher for a full batch, unless it is looking on its own or already woken.
+    fn wake_for_full_batch(&self) {
+        let polling = rt::CAN_BLOCK && self.polling.load(Ordering::SeqCst);
+        if !polling && !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.work.notify();
+        }
+    }
+
+    /// Moves every lane's items to the shared queue.
+    fn gather(&self) {
+        if !rt::CAN_BLOCK {
+            return;
+        }
+        for lane in self.lanes.iter() {
+            let mut l = lock(&lane.state);
+            if !l.items.is_empty() {
+                self.hand_over(&mut l);
+            }
+        }
+    }
+
+    /// `drop_oldest`: drops queued items, oldest first, until an item of `len` bytes fits,
+    /// and takes its room. Returns `false` when it cannot fit even with the queue empty.
+    fn evict_for(&self, len: usize) -> bool {
+        if lock(&self.queue).items.is_empty() {
+            self.gather();
+        }
+        let mut evicted = 0;
+        let mut q = lock(&self.queue);
+        let fits = loop {
+            if self.reserve(len) {
+                break true;
+            }
+            let Some(old) = q.items.pop_front() else {
+                break false;
+            };
+            q.bytes -= old.len();
+            self.release(1, old.len());
+            evicted += 1;
+        };
+        drop(q);
+        self.drop_items(DropReason::QueueFull, evicted);
+        fits
     }
 
     /// Runs the collectors: hands their items to the queue.
@@ -398,6 +523,7 @@ impl Pipeline {
     }
 
     fn take(&self, require_full: bool, budget: &mut usize) -> Option<Taken> {
+        self.gather();
         let mut q = lock(&self.queue);
         let report_only =
             !require_full && (q.items.is_empty() || *budget == 0) && self.due_report(&q).is_some();
@@ -482,6 +608,7 @@ impl Pipeline {
                 if let Outcome::PartlyFailed(k) = outcome {
                     self.batches_failed.fetch_add(k as u64, Ordering::Relaxed);
                 }
+                self.release(n, bytes);
                 self.delivered.fetch_add(n as u64, Ordering::Relaxed);
                 self.batches_sent.fetch_add(1, Ordering::Relaxed);
                 self.last_flush_ms
@@ -493,6 +620,7 @@ impl Pipeline {
             }
             Outcome::GaveUp => {
                 drop(q);
+                self.release(n, bytes);
                 self.batches_failed.fetch_add(1, Ordering::Relaxed);
                 self.drop_items(DropReason::DeliveryFailed, n as u64);
                 false
@@ -528,9 +656,41 @@ impl Pipeline {
         .await
     }
 
+    /// Like [`Pipeline::drain`], also returning how many batches were taken.
+    async fn drain_counted(&self, require_full: bool, budget: usize) -> (bool, usize) {
+        let mut budget = budget;
+        let mut taken = 0;
+        let ok = rt::run_bounded(self.cfg.max_concurrent_sends, || {
+            let next = self.take(require_full, &mut budget)?;
+            taken += 1;
+            Some(self.send(next))
+        })
+        .await;
+        (ok, taken)
+    }
+
+    /// Items queued (lanes included) or in flight.
     fn pending(&self) -> usize {
-        let q = lock(&self.queue);
-        q.items.len() + q.inflight_items
+        let (queued, inflight) = {
+            let q = lock(&self.queue);
+            (q.items.len(), q.inflight_items)
+        };
+        queued + inflight + self.staged().0
+    }
+
+    /// Items, bytes and acceptances in the lanes.
+    fn staged(&self) -> (usize, usize, u64) {
+        let mut staged = (0, 0, 0);
+        if !rt::CAN_BLOCK {
+            return staged;
+        }
+        for lane in self.lanes.iter() {
+            let l = lock(&lane.state);
+            staged.0 += l.items.len();
+            staged.1 += l.bytes;
+            staged.2 += l.accepted;
+        }
+        staged
     }
 
     /// Emits the collectors' items and delivers everything queued now; waits for batches
@@ -538,6 +698,7 @@ impl Pipeline {
     pub(crate) async fn flush(&self, final_: bool) -> Result<(), FlushError> {
         self.collect(final_);
         let requeues_before = self.requeues.load(Ordering::Acquire);
+        self.gather();
         let budget = lock(&self.queue).items.len();
         let ok = self.drain(false, budget).await;
         // Wait for batches the background task has in flight.
@@ -604,6 +765,41 @@ impl Pipeline {
         }
     }
 
+    /// The flusher task natively: like [`Pipeline::run_flusher`], but once woken for a full
+    /// batch it keeps looking every [`POLL_INTERVAL`] while batches keep filling, so a busy
+    /// recording thread does not pay for waking it each time (a system call, and on a
+    /// virtual machine an interrupt to the other core).
+    pub(crate) async fn run_polling_flusher(self: Arc<Self>) {
+        let mut idle_polls = 0;
+        loop {
+            let seen = self.work.generation();
+            if self.is_closed() {
+                return;
+            }
+            let all = self.flush_all.swap(false, Ordering::AcqRel);
+            let full = self.wake_pending.swap(false, Ordering::AcqRel);
+            if all {
+                self.drain(false, usize::MAX).await;
+            } else if full || self.polling.load(Ordering::SeqCst) {
+                let (_, taken) = self.drain_counted(true, usize::MAX).await;
+                idle_polls = if taken > 0 { 0 } else { idle_polls + 1 };
+                if idle_polls >= IDLE_POLLS {
+                    // Back to being woken. A batch that filled meanwhile is looked for once
+                    // more, since its recording thread saw `polling` still set.
+                    self.polling.store(false, Ordering::SeqCst);
+                    idle_polls = 0;
+                    self.drain(true, usize::MAX).await;
+                    continue;
+                }
+                self.polling.store(true, Ordering::SeqCst);
+                let pause = std::pin::pin!(rt::sleep(POLL_INTERVAL));
+                select(pause, std::pin::pin!(self.work.wait(seen))).await;
+            } else {
+                self.work.wait(seen).await;
+            }
+        }
+    }
+
     /// Stops accepting items and stops the background task (after its current round).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -625,12 +821,13 @@ impl Pipeline {
             let q = lock(&self.queue);
             (q.items.len(), q.bytes, q.inflight_items)
         };
+        let (staged_items, staged_bytes, staged_accepted) = self.staged();
         let last = self.last_flush_ms.load(Ordering::Relaxed);
         Stats {
-            queued_items,
-            queued_bytes,
+            queued_items: queued_items + staged_items,
+            queued_bytes: queued_bytes + staged_bytes,
             inflight_items,
-            accepted: self.accepted.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed) + staged_accepted,
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: DropCounts::from_array(std::array::from_fn(|i| {
                 self.dropped_total[i].load(Ordering::Relaxed)
@@ -666,6 +863,7 @@ impl Pipeline {
     /// added when drop counts are due and it fits). `None` when nothing is queued or the
     /// oldest item alone is larger. Settle the result with [`Pipeline::settle_exit`].
     pub(crate) fn take_for_exit(&self, max_bytes: usize) -> Option<ExitBatch> {
+        self.gather();
         let mut q = lock(&self.queue);
         let mut bytes = 0;
         let mut n = 0;
