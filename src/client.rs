@@ -312,7 +312,7 @@ impl ClientBuilder {
 fn client_report(ctx: &Ctx, counts: &DropCounts) -> Item {
     let mut w = ctx.begin_plain(types::CLIENT_REPORT, "dropped", rt::now_unix_ms(), 160);
     for r in DropReason::ALL {
-        w.key(r.field())
+        w.field(r.field())
             .push_str(itoa::Buffer::new().format(counts.get(r)));
     }
     w.finish()
@@ -511,8 +511,8 @@ impl Client {
             return;
         }
         self.emit(types::METRIC, name, rt::now_unix_ms(), attrs, |w| {
-            w.str(fields::METRIC_TYPE, MetricType::Value.as_str());
-            write_f64(w.key(fields::VALUE), value);
+            w.word(fields::METRIC_TYPE, MetricType::Value.as_str());
+            write_f64(w.field(fields::VALUE), value);
         });
     }
 
@@ -576,7 +576,7 @@ impl Client {
             fields_,
             96 + message.len(),
             |w| {
-                w.str(fields::LEVEL, level.as_str());
+                w.word(fields::LEVEL, level.as_str());
                 w.str(fields::MESSAGE, message);
                 if let Some(cx) = active {
                     w.hex(fields::TRACE_ID, &cx.trace_id);
@@ -689,9 +689,10 @@ impl Client {
             return;
         }
         self.emit(types::METRIC, name, rt::now_unix_ms(), &[], |w| {
-            w.str(fields::METRIC_TYPE, MetricType::Incr.as_str());
-            w.key(fields::VALUE).push_str(itoa::Buffer::new().format(n));
-            write_f64(w.key(fields::RATE), rate);
+            w.word(fields::METRIC_TYPE, MetricType::Incr.as_str());
+            w.field(fields::VALUE)
+                .push_str(itoa::Buffer::new().format(n));
+            write_f64(w.field(fields::RATE), rate);
         });
     }
 
@@ -888,8 +889,8 @@ impl Span {
             .write_attrs(&mut w, !overridden.is_empty(), |i, _| {
                 overridden.contains(&i)
             });
-        crate::data::value::write_ms_from_us(w.key(fields::DURATION_MS), duration_us);
-        w.str(fields::STATUS, self.status.as_str());
+        crate::data::value::write_ms_from_us(w.field(fields::DURATION_MS), duration_us);
+        w.word(fields::STATUS, self.status.as_str());
         if let SpanStatus::Error(m) = &self.status {
             w.str(fields::STATUS_MESSAGE, m);
         }
@@ -948,10 +949,10 @@ impl Drop for Timer {
         let us = rt::mono_us().saturating_sub(self.start_us);
         let rate = self.rate;
         client.emit(types::METRIC, &self.name, rt::now_unix_ms(), &[], |w| {
-            w.str(fields::METRIC_TYPE, MetricType::Timer.as_str());
-            crate::data::value::write_ms_from_us(w.key(fields::VALUE), us);
-            w.str(fields::UNIT, "ms");
-            write_f64(w.key(fields::RATE), rate);
+            w.word(fields::METRIC_TYPE, MetricType::Timer.as_str());
+            crate::data::value::write_ms_from_us(w.field(fields::VALUE), us);
+            w.word(fields::UNIT, "ms");
+            write_f64(w.field(fields::RATE), rate);
         });
     }
 }

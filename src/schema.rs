@@ -509,9 +509,25 @@ pub(crate) fn push3(out: &mut String, pre: &[u8], s: &str, post: &[u8]) {
         let len = v.len();
         let at = v.as_mut_ptr().add(len);
         std::ptr::copy_nonoverlapping(pre.as_ptr(), at, pre.len());
-        std::ptr::copy_nonoverlapping(s.as_ptr(), at.add(pre.len()), s.len());
+        crate::rt::copy_short(s.as_bytes(), at.add(pre.len()));
         std::ptr::copy_nonoverlapping(post.as_ptr(), at.add(pre.len() + s.len()), post.len());
         v.set_len(len + n);
+    }
+}
+
+/// Appends a few ASCII bytes (digits, hex) to a string, without a call to `memcpy`
+/// natively.
+#[inline(always)]
+pub(crate) fn push_short_ascii(out: &mut String, bytes: &[u8]) {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: ASCII bytes keep the string UTF-8; `reserve` makes room for the bytes written
+    // after the initialised part, and `set_len` covers exactly them.
+    unsafe {
+        let v = out.as_mut_vec();
+        v.reserve(bytes.len());
+        let len = v.len();
+        crate::rt::copy_short(bytes, v.as_mut_ptr().add(len));
+        v.set_len(len + bytes.len());
     }
 }
 

@@ -158,10 +158,10 @@ impl Metrics {
         let mut w = s
             .ctx
             .begin_checked(types::METRIC, &s.name, now_ms, &s.attrs, 160);
-        w.str(fields::METRIC_TYPE, kind.as_str());
+        w.word(fields::METRIC_TYPE, kind.as_str());
         w.str(fields::PERIOD_START, &format_rfc3339_ms(s.since_ms));
         match &s.agg {
-            Agg::Counter(v) | Agg::Gauge(v) => write_f64(w.key(fields::VALUE), *v),
+            Agg::Counter(v) | Agg::Gauge(v) => write_f64(w.field(fields::VALUE), *v),
             Agg::Histogram {
                 bounds,
                 counts,
@@ -170,12 +170,12 @@ impl Metrics {
                 min,
                 max,
             } => {
-                w.key(fields::COUNT)
+                w.field(fields::COUNT)
                     .push_str(itoa::Buffer::new().format(*count));
-                write_f64(w.key(fields::SUM), *sum);
-                write_f64(w.key(fields::MIN), *min);
-                write_f64(w.key(fields::MAX), *max);
-                let out = w.key(fields::BOUNDS);
+                write_f64(w.field(fields::SUM), *sum);
+                write_f64(w.field(fields::MIN), *min);
+                write_f64(w.field(fields::MAX), *max);
+                let out = w.field(fields::BOUNDS);
                 out.push('[');
                 for (i, b) in bounds.iter().enumerate() {
                     if i > 0 {
@@ -184,7 +184,7 @@ impl Metrics {
                     write_f64(out, *b);
                 }
                 out.push(']');
-                let out = w.key(fields::BUCKET_COUNTS);
+                let out = w.field(fields::BUCKET_COUNTS);
                 out.push('[');
                 for (i, c) in counts.iter().enumerate() {
                     if i > 0 {

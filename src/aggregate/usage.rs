@@ -116,10 +116,10 @@ impl UsageAggregator {
             .begin_plain(types::USAGE, "usage", b.bucket_start_ms, 160);
         w.str(fields::RESOURCE_ID, &b.resource_id);
         w.str(fields::APP_FEATURE, &b.app_feature);
-        w.str(fields::UNIT, b.unit.as_str());
-        w.key(fields::AMOUNT)
+        w.word(fields::UNIT, b.unit.as_str());
+        w.field(fields::AMOUNT)
             .push_str(itoa::Buffer::new().format(b.amount));
-        w.key(fields::GRANULARITY_S)
+        w.field(fields::GRANULARITY_S)
             .push_str(itoa::Buffer::new().format(self.granularity_ms / 1000));
         Some(w.finish())
     }

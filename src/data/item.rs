@@ -155,9 +155,26 @@ impl ItemWriter {
         out
     }
 
-    /// Writes `,"key":"value"`.
+    /// Starts one of Beacon's own fields, whose key needs no escaping: writes `,"key":`.
+    #[inline]
+    pub(crate) fn field(&mut self, key: &str) -> &mut String {
+        debug_assert!(!needs_escape(key.as_bytes()));
+        let out = &mut self.item.json;
+        push3(out, b",\"", key, b"\":");
+        out
+    }
+
+    /// Writes `,"key":"word"` for one of Beacon's own fields and a value that needs no
+    /// escaping (a level, a status, a unit).
+    #[inline]
+    pub(crate) fn word(&mut self, key: &str, word: &str) {
+        debug_assert!(!needs_escape(word.as_bytes()));
+        push3(self.field(key), b"\"", word, b"\"");
+    }
+
+    /// Writes `,"key":"value"` for one of Beacon's own fields.
     pub(crate) fn str(&mut self, key: &str, value: &str) {
-        write_json_str(self.key(key), value);
+        write_json_str(self.field(key), value);
     }
 
     /// Writes `,"key":"<lowercase hex of bytes>"` for one of Beacon's own fields (a key that
@@ -172,7 +189,7 @@ impl ItemWriter {
         text[n - 1] = b'"';
         let out = &mut self.item.json;
         push3(out, b",\"", key, b"\":");
-        crate::schema::push_ascii(out, &text[..n]);
+        crate::schema::push_short_ascii(out, &text[..n]);
     }
 
     /// The item's `event_name`.

@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use crate::schema::write_json_str;
+use crate::schema::{push_short_ascii, write_json_str};
 
 /// An attribute value. Borrowed strings avoid a copy on the recording path.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +27,8 @@ impl Value<'_> {
     pub fn write_json(&self, out: &mut String) {
         match self {
             Value::Str(s) => write_json_str(out, s),
-            Value::I64(v) => out.push_str(itoa::Buffer::new().format(*v)),
-            Value::U64(v) => out.push_str(itoa::Buffer::new().format(*v)),
+            Value::I64(v) => push_short_ascii(out, itoa::Buffer::new().format(*v).as_bytes()),
+            Value::U64(v) => push_short_ascii(out, itoa::Buffer::new().format(*v).as_bytes()),
             Value::F64(v) => write_f64(out, *v),
             Value::Bool(true) => out.push_str("true"),
             Value::Bool(false) => out.push_str("false"),
@@ -72,7 +72,7 @@ impl Value<'_> {
 /// Writes a duration given in microseconds as milliseconds with up to three decimals
 /// (`12.345`, `12.5`, `12`), without going through floating point.
 pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
-    out.push_str(itoa::Buffer::new().format(us / 1000));
+    push_short_ascii(out, itoa::Buffer::new().format(us / 1000).as_bytes());
     let frac = us % 1000;
     if frac != 0 {
         let digits = [
@@ -85,7 +85,7 @@ pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
         while digits[n - 1] == b'0' {
             n -= 1;
         }
-        crate::schema::push_ascii(out, &digits[..n]);
+        push_short_ascii(out, &digits[..n]);
     }
 }
 

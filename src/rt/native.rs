@@ -312,6 +312,46 @@ pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Copies `src` to `dst`. Up to 32 bytes (most keys and values) it is two overlapping
+/// unaligned loads and stores, without the call into `memcpy` that a copy of unknown length
+/// costs otherwise.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    use std::ptr::{read_unaligned as get, write_unaligned as put};
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY: every read is inside `src` (the two halves overlap when `n` is below twice the
+    // width) and every write inside the `n` bytes at `dst`.
+    unsafe {
+        if n >= 16 {
+            if n > 32 {
+                std::ptr::copy_nonoverlapping(s, dst, n);
+                return;
+            }
+            let (a, b) = (get(s as *const u128), get(s.add(n - 16) as *const u128));
+            put(dst as *mut u128, a);
+            put(dst.add(n - 16) as *mut u128, b);
+        } else if n >= 8 {
+            let (a, b) = (get(s as *const u64), get(s.add(n - 8) as *const u64));
+            put(dst as *mut u64, a);
+            put(dst.add(n - 8) as *mut u64, b);
+        } else if n >= 4 {
+            let (a, b) = (get(s as *const u32), get(s.add(n - 4) as *const u32));
+            put(dst as *mut u32, a);
+            put(dst.add(n - 4) as *mut u32, b);
+        } else if n > 0 {
+            let (a, m, z) = (*s, *s.add(n / 2), *s.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = m;
+            *dst.add(n - 1) = z;
+        }
+    }
+}
+
 /// Two lowercase hex digits for every byte value.
 static HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";

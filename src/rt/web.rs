@@ -438,6 +438,18 @@ pub fn now_ms() -> u64 {
     js_now_ms().max(0.0) as u64
 }
 
+/// Copies `src` to `dst` (natively, short copies avoid `memcpy`; here code size matters
+/// more).
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    // SAFETY: as the caller promises.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+}
+
 /// The two lowercase hex digits of a byte, a digit at a time (a 512-byte table natively).
 #[inline]
 pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
