@@ -242,18 +242,23 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// It goes back to being woken after this many looks in a row that found no full batch.
 const IDLE_POLLS: u32 = 20;
 
+/// Numbers pipelines (see `Pipeline::id`).
+static PIPELINES: AtomicU64 = AtomicU64::new(0);
+
 /// The pipeline: queue, drop accounting, collectors and delivery.
 ///
-/// Natively, recording threads stage items in lanes (see [`lane`]) that are handed to the
-/// shared queue in groups and gathered by the flusher; on wasm32, with one thread, items go
-/// to the shared queue directly.
+/// Natively, each recording thread stages items in a lane of its own (see [`lane`]), handed
+/// to the shared queue in groups and gathered by the flusher; on wasm32, with one thread,
+/// items go to the shared queue directly.
 pub(crate) struct Pipeline {
     cfg: BatchConfig,
+    /// Tells this pipeline's lanes apart from other pipelines' on a thread.
+    id: u64,
     /// Items and bytes held, queued (in lanes or the shared queue) or in flight: the bounds.
     /// Every recording call updates it, so it has a cache line of its own.
     held: lane::Aligned<AtomicU64>,
-    /// Empty on wasm32.
-    lanes: Box<[lane::Lane]>,
+    /// Every lane a thread made for this pipeline (none on wasm32).
+    lanes: Mutex<Vec<Arc<lane::Lane>>>,
     /// Items a lane collects before it hands them over.
     handoff: usize,
     queue: Mutex<Queue>,
@@ -303,14 +308,11 @@ impl Pipeline {
         cfg.max_queue_items = cfg.max_queue_items.min(HELD_MAX_ITEMS);
         cfg.max_memory_bytes = (cfg.max_memory_bytes as u64).min(HELD_ITEM - 1) as usize;
         Arc::new(Pipeline {
-            handoff: lane::HANDOFF.min(cfg.max_batch_size),
+            handoff: lane::CAPACITY.min(cfg.max_batch_size),
             cfg,
+            id: PIPELINES.fetch_add(1, Ordering::Relaxed),
             held: lane::Aligned(AtomicU64::new(0)),
-            lanes: if rt::CAN_BLOCK {
-                lane::lanes()
-            } else {
-                Box::new([])
-            },
+            lanes: Mutex::new(Vec::new()),
             polling: AtomicBool::new(false),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -386,12 +388,21 @@ impl Pipeline {
                 return Ok(());
             }
         }
-        if rt::CAN_BLOCK && count_drop && !self.lanes.is_empty() {
-            // `lanes()` makes a power of two of them.
-            let at = lane::thread_number() & (self.lanes.len() - 1);
-            self.stage(&self.lanes[at], item);
-            return Ok(());
-        }
+        let item = if rt::CAN_BLOCK && count_drop {
+            let staged = lane::stage(
+                self.id,
+                item,
+                self.handoff,
+                |new| lock(&self.lanes).push(new.clone()),
+                |lane| self.hand_over(lane),
+            );
+            match staged {
+                Some(item) => item,
+                None => return Ok(()),
+            }
+        } else {
+            item
+        };
         let full = {
             let mut q = lock(&self.queue);
             q.bytes += len;
@@ -434,27 +445,17 @@ impl Pipeline {
         }
     }
 
-    /// Adds an item (room already taken) to this thread's lane; hands the lane's items to the
-    /// shared queue when there are enough of them.
-    #[inline]
-    fn stage(&self, lane: &lane::Lane, item: Item) {
-        let mut l = lock(&lane.state);
-        l.bytes += item.len();
-        l.accepted += 1;
-        l.items.push(item);
-        if l.items.len() >= self.handoff && self.hand_over(&mut l) {
-            drop(l);
+    /// Moves a lane's items to the end of the shared queue, and wakes the flusher when a full
+    /// batch waits.
+    fn hand_over(&self, lane: &lane::Lane) {
+        let full = {
+            let mut q = lock(&self.queue);
+            q.bytes += lane.drain_into(&mut q.items);
+            q.items.len() >= self.cfg.max_batch_size
+        };
+        if full {
             self.wake_for_full_batch();
         }
-    }
-
-    /// Moves a lane's items to the end of the shared queue (the lane's lock is held).
-    /// Returns whether a full batch now waits.
-    fn hand_over(&self, l: &mut lane::LaneState) -> bool {
-        let mut q = lock(&self.queue);
-        q.items.extend(l.items.drain(..));
-        q.bytes += std::mem::take(&mut l.bytes);
-        q.items.len() >= self.cfg.max_batch_size
     }
 
     /// Wakes the flusher for a full batch, unless it is looking on its own or already woken.
@@ -465,17 +466,27 @@ impl Pipeline {
         }
     }
 
-    /// Moves every lane's items to the shared queue.
+    /// Moves every lane's items to the shared queue, and lets go of the lanes of threads that
+    /// have ended, once empty.
     fn gather(&self) {
         if !rt::CAN_BLOCK {
             return;
         }
-        for lane in self.lanes.iter() {
-            let mut l = lock(&lane.state);
-            if !l.items.is_empty() {
-                self.hand_over(&mut l);
+        let mut lanes = lock(&self.lanes);
+        let mut q = lock(&self.queue);
+        lanes.retain(|lane| {
+            // Only this list holds it: its thread has ended, and what it added before is
+            // visible after this fence (its `Arc` was released after its last item).
+            let ended = Arc::strong_count(lane) == 1;
+            if ended {
+                std::sync::atomic::fence(Ordering::Acquire);
             }
-        }
+            q.bytes += lane.drain_into(&mut q.items);
+            if ended {
+                self.accepted.fetch_add(lane.accepted(), Ordering::Relaxed);
+            }
+            !ended
+        });
     }
 
     /// `drop_oldest`: drops queued items, oldest first, until an item of `len` bytes fits,
@@ -684,11 +695,11 @@ impl Pipeline {
         if !rt::CAN_BLOCK {
             return staged;
         }
-        for lane in self.lanes.iter() {
-            let l = lock(&lane.state);
-            staged.0 += l.items.len();
-            staged.1 += l.bytes;
-            staged.2 += l.accepted;
+        for lane in lock(&self.lanes).iter() {
+            let (items, bytes, accepted) = lane.counts();
+            staged.0 += items;
+            staged.1 += bytes;
+            staged.2 += accepted;
         }
         staged
     }
@@ -835,6 +846,17 @@ impl Pipeline {
             batches_sent: self.batches_sent.load(Ordering::Relaxed),
             batches_failed: self.batches_failed.load(Ordering::Relaxed),
             last_flush_unix_ms: (last > 0).then_some(last),
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if !rt::CAN_BLOCK {
+            return;
+        }
+        for lane in lock(&self.lanes).iter() {
+            lane.orphan();
         }
     }
 }
