@@ -303,8 +303,10 @@ impl ClientBuilder {
             shutdown_timeout: self.shutdown_timeout,
         });
         Ok(Client {
-            handle: Some(Arc::new(Handle { shared })),
-            ctx,
+            inner: Arc::new(Inner {
+                handle: Some(Arc::new(Handle { shared })),
+                ctx,
+            }),
         })
     }
 }
@@ -380,6 +382,12 @@ impl Drop for Handle {
 /// by reason in [`Client::stats`] and in the next `client_report` item.
 #[derive(Clone)]
 pub struct Client {
+    /// One reference count for the handle and the context, so a span's copy of its client
+    /// costs one atomic increment.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     handle: Option<Arc<Handle>>,
     ctx: Arc<Ctx>,
 }
@@ -387,8 +395,8 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("noop", &self.handle.is_none())
-            .field("attrs", &self.ctx.attrs.len())
+            .field("noop", &self.inner.handle.is_none())
+            .field("attrs", &self.inner.ctx.attrs.len())
             .finish()
     }
 }
@@ -406,14 +414,16 @@ impl Client {
     /// A client that records nothing and sends nothing.
     pub fn noop() -> Client {
         Client {
-            handle: None,
-            ctx: Arc::new(Ctx::default()),
+            inner: Arc::new(Inner {
+                handle: None,
+                ctx: Arc::new(Ctx::default()),
+            }),
         }
     }
 
     #[inline]
     fn shared(&self) -> Option<&Shared> {
-        self.handle.as_deref().map(|h| &*h.shared)
+        self.inner.handle.as_deref().map(|h| &*h.shared)
     }
 
     /// A child that adds `attrs` to every item and shares this client's pipeline.
@@ -425,8 +435,10 @@ impl Client {
             }
         }
         Client {
-            handle: self.handle.clone(),
-            ctx: Arc::new(self.ctx.with(attrs)),
+            inner: Arc::new(Inner {
+                handle: self.inner.handle.clone(),
+                ctx: Arc::new(self.inner.ctx.with(attrs)),
+            }),
         }
     }
 
@@ -455,7 +467,7 @@ impl Client {
         extra: impl FnOnce(&mut crate::data::item::ItemWriter),
     ) {
         let Some(s) = self.shared() else { return };
-        match self.ctx.begin_sized(ty, name, time_ms, attrs, hint) {
+        match self.inner.ctx.begin_sized(ty, name, time_ms, attrs, hint) {
             Ok(mut w) => {
                 extra(&mut w);
                 s.pipeline.push(w.finish());
@@ -519,7 +531,7 @@ impl Client {
     #[inline]
     fn observe(&self, kind: MetricKind, name: &str, value: f64, attrs: &Attrs<'_>) {
         let Some(s) = self.shared() else { return };
-        if !s.metrics.observe(kind, name, &self.ctx, attrs, value) {
+        if !s.metrics.observe(kind, name, &self.inner.ctx, attrs, value) {
             s.pipeline.drop_items(DropReason::Invalid, 1);
         }
     }
@@ -621,10 +633,9 @@ impl Client {
         let invalid = schema::check_name(name).is_err();
         // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
         // they are set, the client's attributes, duration and status when it ends.
+        let (now_ms, start_us) = rt::now_unix_ms_and_mono_us();
         let item = (sampled && !invalid).then(|| {
-            let mut w = self
-                .ctx
-                .begin_bare(types::SPAN, name, rt::now_unix_ms(), 256);
+            let mut w = self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256);
             w.hex(fields::TRACE_ID, &cx.trace_id);
             w.hex(fields::SPAN_ID, &cx.span_id);
             if let Some(p) = parent {
@@ -636,7 +647,7 @@ impl Client {
             client: self.clone(),
             item,
             cx,
-            start_us: rt::mono_us(),
+            start_us,
             overridden: Vec::new(),
             invalid,
             status: SpanStatus::Unset,
@@ -699,7 +710,7 @@ impl Client {
     /// Starts a roll-up reporter on this client's pipeline.
     pub fn start_reporter(&self, reporter: Reporter) {
         let Some(s) = self.shared() else { return };
-        rt::spawn(reporter.start(s.pipeline.clone(), self.ctx.clone()));
+        rt::spawn(reporter.start(s.pipeline.clone(), self.inner.ctx.clone()));
     }
 
     /// Sends everything recorded so far (aggregates included) and waits for it. Items that
@@ -838,7 +849,7 @@ impl Span {
             return self;
         }
         if let Some(w) = &mut self.item {
-            if let Some(i) = self.client.ctx.index_of(key) {
+            if let Some(i) = self.client.inner.ctx.index_of(key) {
                 if !self.overridden.contains(&i) {
                     self.overridden.push(i);
                 }
@@ -885,6 +896,7 @@ impl Span {
         let duration_us = rt::mono_us().saturating_sub(self.start_us);
         let overridden = &self.overridden;
         self.client
+            .inner
             .ctx
             .write_attrs(&mut w, !overridden.is_empty(), |i, _| {
                 overridden.contains(&i)

@@ -895,3 +895,48 @@ fn drop_oldest_reaches_items_still_staged_by_the_recording_thread() {
         .collect();
     assert_eq!(kept, (10..50).collect::<Vec<_>>());
 }
+
+#[test]
+fn span_start_times_follow_the_wall_clock() {
+    // A span's start is read from the monotonic clock plus a wall-clock offset each thread
+    // refreshes once a second: its event_time must still be the wall-clock time of the
+    // start, here and on a fresh thread, also after more than a second.
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    let mut windows = Vec::new();
+    for pause_ms in [0u64, 1100] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        for fresh_thread in [false, true] {
+            let c = client.clone();
+            let name = format!("timed-{}", windows.len());
+            let record = move || {
+                let before = now_ms();
+                let s = c.span(&name);
+                let after = now_ms();
+                drop(s);
+                (before, after)
+            };
+            windows.push(if fresh_thread {
+                std::thread::spawn(record).join().unwrap()
+            } else {
+                record()
+            });
+        }
+    }
+    client.flush_blocking(Duration::from_secs(10)).unwrap();
+    let values: Vec<Json> = mem.items().iter().map(|it| it.to_value()).collect();
+    let spans = of_type(&values, "span");
+    assert_eq!(spans.len(), windows.len());
+    for (i, (before, after)) in windows.iter().enumerate() {
+        let span = spans
+            .iter()
+            .find(|v| v["event_name"] == format!("timed-{i}").as_str())
+            .unwrap();
+        let time = span["event_time"].as_str().unwrap();
+        let ms = beacon::schema::parse_rfc3339_ms(time).unwrap();
+        assert!(
+            *before <= ms && ms <= *after,
+            "{time} ({ms}) outside {before}..={after}"
+        );
+    }
+}

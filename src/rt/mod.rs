@@ -152,6 +152,19 @@ pub fn mono_us() -> u64 {
     }
 }
 
+/// The wall-clock time in Unix ms and the [`mono_us`] time of one moment, for a span's start.
+/// Natively on Linux only the monotonic clock is read: the wall clock is the monotonic one
+/// plus an offset each thread reads again once a second, so a step of the wall clock shows in
+/// span times within a second.
+#[inline]
+pub fn now_unix_ms_and_mono_us() -> (u64, u64) {
+    #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
+    if let Some(both) = native::unix_ms_and_mono_us() {
+        return both;
+    }
+    (now_unix_ms(), mono_us())
+}
+
 /// Boxes a future as a [`BoxFuture`].
 pub fn boxed<'a, F>(f: F) -> BoxFuture<'a, F::Output>
 where

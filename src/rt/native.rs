@@ -197,6 +197,25 @@ pub(super) fn clock_us(clock: libc::clockid_t) -> Option<u64> {
     Some(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }
 
+thread_local! {
+    /// When this thread last read the wall clock (monotonic µs), and the wall clock minus the
+    /// monotonic one then (µs).
+    static WALL_OFFSET: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// See [`super::now_unix_ms_and_mono_us`].
+#[cfg(target_os = "linux")]
+#[inline]
+pub(super) fn unix_ms_and_mono_us() -> Option<(u64, u64)> {
+    let mono = clock_us(libc::CLOCK_MONOTONIC)?;
+    let (at, mut offset) = WALL_OFFSET.try_with(|w| w.get()).ok()?;
+    if at == 0 || mono.wrapping_sub(at) > 1_000_000 {
+        offset = clock_us(libc::CLOCK_REALTIME)?.wrapping_sub(mono);
+        let _ = WALL_OFFSET.try_with(|w| w.set((mono, offset)));
+    }
+    Some((mono.wrapping_add(offset) / 1000, mono))
+}
+
 /// A hasher for keys that are already hashes (see [`super::HashIndex`]).
 #[derive(Default)]
 pub(crate) struct Identity(u64);
