@@ -95,7 +95,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let client = match Client::builder().transport(NoopTransport).build() {
+    // Like the benchmarks' client (`benches/common`): a service name, the default limits.
+    let client = match Client::builder()
+        .service_name("probe")
+        .transport(NoopTransport)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("record_probe: {e}");

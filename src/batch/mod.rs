@@ -569,7 +569,7 @@ impl Pipeline {
         if let Some(counts) = report {
             items.push((self.report)(&DropCounts::from_array(counts)));
         }
-        items.iter_mut().for_each(Item::stamp);
+        Item::stamp_all(&mut items);
         Some(Taken {
             items,
             bytes,
@@ -921,7 +921,7 @@ impl Pipeline {
             }
         }
         drop(q);
-        items.iter_mut().for_each(Item::stamp);
+        Item::stamp_all(&mut items);
         Some(ExitBatch {
             batch: Batch::new(items),
             items: n,

@@ -50,6 +50,21 @@ impl Item {
         crate::schema::fill_own_header(&mut self.json, &id, &time);
     }
 
+    /// Stamps every item (see [`Item::stamp`]). The headers were last written on the
+    /// recording threads' cores: the lines of items a few places ahead are asked for early,
+    /// so their transfers overlap instead of stalling one after another.
+    pub(crate) fn stamp_all(items: &mut [Item]) {
+        const AHEAD: usize = 6;
+        for i in 0..items.len() {
+            if let Some(next) = items.get(i + AHEAD) {
+                let p = next.json.as_ptr();
+                crate::rt::prefetch_write(p);
+                crate::rt::prefetch_write(p.wrapping_add(64));
+            }
+            items[i].stamp();
+        }
+    }
+
     /// Wraps a canonical encoding (as [`crate::schema::validate_object`] returns it).
     pub(crate) fn from_canonical(json: String) -> Item {
         Item::locate(json)

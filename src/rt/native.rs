@@ -216,6 +216,19 @@ pub(super) fn unix_ms_and_mono_us() -> Option<(u64, u64)> {
     Some((mono.wrapping_add(offset) / 1000, mono))
 }
 
+/// Asks for the cache line at `p` to be brought close, ready for writing, ahead of time.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        _mm_prefetch::<_MM_HINT_ET0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A hasher for keys that are already hashes (see [`super::HashIndex`]).
 #[derive(Default)]
 pub(crate) struct Identity(u64);

@@ -438,6 +438,10 @@ pub fn now_ms() -> u64 {
     js_now_ms().max(0.0) as u64
 }
 
+/// A cache hint natively; nothing here.
+#[inline(always)]
+pub(crate) fn prefetch_write(_p: *const u8) {}
+
 /// Copies `src` to `dst` (natively, short copies avoid `memcpy`; here code size matters
 /// more).
 ///
