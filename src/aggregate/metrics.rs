@@ -11,6 +11,20 @@ use crate::schema::{fields, format_rfc3339_ms, types};
 
 use super::HashedMap;
 
+fn eq_str(a: &str, b: &str) -> bool {
+    crate::rt::eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Value equality with the short-string comparison for strings.
+#[inline]
+fn eq_value(a: &OwnedValue, b: &crate::data::Value<'_>) -> bool {
+    use crate::data::Value;
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => eq_str(x, y),
+        _ => a == b,
+    }
+}
+
 /// The pre-aggregated metric kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum MetricKind {
@@ -84,13 +98,13 @@ impl Metrics {
             hash,
             |s| {
                 s.kind == kind
-                    && *s.name == *name
+                    && eq_str(&s.name, name)
                     && (Arc::ptr_eq(&s.ctx, ctx) || s.ctx.attrs == ctx.attrs)
                     && s.attrs.len() == attrs.len()
                     && s.attrs
                         .iter()
                         .zip(attrs.iter())
-                        .all(|((k1, v1), (k2, v2))| **k1 == **k2 && v1 == v2)
+                        .all(|((k1, v1), (k2, v2))| eq_str(k1, k2) && eq_value(v1, v2))
             },
             || {
                 if crate::schema::check_name(name).is_err()

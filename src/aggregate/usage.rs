@@ -72,8 +72,8 @@ impl UsageAggregator {
             |e| {
                 e.bucket.bucket_start_ms == start
                     && e.bucket.unit == unit
-                    && e.bucket.resource_id == resource_id
-                    && e.bucket.app_feature == app_feature
+                    && crate::rt::eq_bytes(e.bucket.resource_id.as_bytes(), resource_id.as_bytes())
+                    && crate::rt::eq_bytes(e.bucket.app_feature.as_bytes(), app_feature.as_bytes())
             },
             || Entry {
                 bucket: UsageBucket {

@@ -216,6 +216,36 @@ pub(super) fn unix_ms_and_mono_us() -> Option<(u64, u64)> {
     Some((mono.wrapping_add(offset) / 1000, mono))
 }
 
+/// Whether two byte strings are equal. Up to 16 bytes (most names, keys and label values) it
+/// compares two overlapping words from each, without a call to `memcmp`.
+#[inline(always)]
+pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    use std::ptr::read_unaligned as get;
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: every read is inside `a` or `b`, both `n` bytes long (the two words overlap
+    // when `n` is below twice their width).
+    unsafe {
+        if n >= 8 {
+            if n > 16 {
+                return a == b;
+            }
+            let x = get(pa as *const u64) ^ get(pb as *const u64);
+            let y = get(pa.add(n - 8) as *const u64) ^ get(pb.add(n - 8) as *const u64);
+            (x | y) == 0
+        } else if n >= 4 {
+            let x = get(pa as *const u32) ^ get(pb as *const u32);
+            let y = get(pa.add(n - 4) as *const u32) ^ get(pb.add(n - 4) as *const u32);
+            (x | y) == 0
+        } else {
+            a == b
+        }
+    }
+}
+
 /// Asks for the cache line at `p` to be brought close, ready for writing, ahead of time.
 #[inline(always)]
 pub(crate) fn prefetch_write(p: *const u8) {
@@ -400,4 +430,33 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
 #[inline]
 pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
     HEX_PAIRS[b as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_copies_and_comparisons_agree_with_the_slice_operations() {
+        let text: Vec<u8> = (0..80u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=40 {
+            for start in [0, 1, 7, 13] {
+                let src = &text[start..start + len];
+                let mut dst = vec![b'#'; len + 2];
+                // SAFETY: `dst` has room for `len` bytes after its first one.
+                unsafe { copy_short(src, dst.as_mut_ptr().add(1)) };
+                assert_eq!(&dst[1..=len], src, "copy of {len} bytes");
+                assert_eq!((dst[0], dst[len + 1]), (b'#', b'#'), "nothing around it");
+
+                let copy = src.to_vec();
+                assert!(eq_bytes(src, &copy));
+                for at in 0..len {
+                    let mut other = src.to_vec();
+                    other[at] ^= 1;
+                    assert!(!eq_bytes(src, &other), "{len} bytes differing at {at}");
+                }
+                assert!(!eq_bytes(src, &text[start..start + len + 1]));
+            }
+        }
+    }
 }

@@ -438,6 +438,12 @@ pub fn now_ms() -> u64 {
     js_now_ms().max(0.0) as u64
 }
 
+/// Whether two byte strings are equal (natively without `memcmp` for short ones).
+#[inline(always)]
+pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    a == b
+}
+
 /// A cache hint natively; nothing here.
 #[inline(always)]
 pub(crate) fn prefetch_write(_p: *const u8) {}
