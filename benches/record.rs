@@ -92,6 +92,13 @@ fn main() {
             &attrs!["a" => "x", "b" => 2, "c" => true],
         )
     });
+    let drops_after = |what: &str, report: &mut Vec<String>| {
+        let d = client.stats().dropped.total();
+        report.push(format!(
+            "beacon: {d} items dropped in all by the end of {what}"
+        ));
+    };
+    drops_after("beacon/event_3_attrs", &mut report);
     bench(&mut c, "beacon/counter_2_labels", &unused, || {
         client.counter(
             black_box("requests"),
@@ -114,6 +121,7 @@ fn main() {
         s.set_attr("c", true);
         s.end();
     });
+    drops_after("beacon/span_3_attrs", &mut report);
     bench(&mut c, "beacon/log_3_fields", &items_offered, || {
         client.log(
             Level::Info,
