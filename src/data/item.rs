@@ -196,11 +196,22 @@ impl ItemWriter {
     /// needs no escaping) and an id of at most 16 bytes.
     pub(crate) fn hex(&mut self, key: &str, bytes: &[u8]) {
         debug_assert!(!needs_escape(key.as_bytes()) && bytes.len() <= 16);
+        // Fixed-length copies (an 8- or a 16-byte id), so no call to `memcpy`.
+        let mut id = [0u8; 16];
+        let len = match (bytes.get(..16), bytes.get(..8)) {
+            (Some(sixteen), _) => {
+                id.copy_from_slice(sixteen);
+                16
+            }
+            (None, Some(eight)) => {
+                id[..8].copy_from_slice(eight);
+                8
+            }
+            _ => 0,
+        };
         let mut text = [b'"'; 34];
-        for (pair, b) in text[1..].chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&crate::schema::hex_pair(*b));
-        }
-        let n = 2 * bytes.len().min(16) + 2;
+        text[1..33].copy_from_slice(&crate::rt::hex16(&id));
+        let n = 2 * len + 2;
         text[n - 1] = b'"';
         let out = &mut self.item.json;
         push3(out, b",\"", key, b"\":");

@@ -414,6 +414,43 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
+/// The 32 lowercase hex digits of 16 bytes, first byte first: with SSE2 (always there on
+/// x86-64) all at once, elsewhere a byte at a time.
+#[inline]
+pub(crate) fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let mut out = [0u8; 32];
+        // SAFETY: SSE2 is part of x86-64; the loads and stores are unaligned ones, inside
+        // `bytes` (16 bytes) and `out` (32 bytes).
+        unsafe {
+            let x = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
+            let nibble = _mm_set1_epi8(0x0f);
+            let high = _mm_and_si128(_mm_srli_epi16(x, 4), nibble);
+            let low = _mm_and_si128(x, nibble);
+            // Digits 10 to 15 become 'a' to 'f': '0' + d, plus 39 where d > 9.
+            let ascii = |d: __m128i| {
+                let letters = _mm_and_si128(_mm_cmpgt_epi8(d, _mm_set1_epi8(9)), _mm_set1_epi8(39));
+                _mm_add_epi8(_mm_add_epi8(d, _mm_set1_epi8(b'0' as i8)), letters)
+            };
+            let first = ascii(_mm_unpacklo_epi8(high, low));
+            let second = ascii(_mm_unpackhi_epi8(high, low));
+            _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, first);
+            _mm_storeu_si128(out.as_mut_ptr().add(16) as *mut __m128i, second);
+        }
+        out
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&hex_pair(*b));
+        }
+        out
+    }
+}
+
 /// Two lowercase hex digits for every byte value.
 static HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -435,6 +472,23 @@ pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_hex_matches_byte_formatting() {
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        let mut cases = vec![[0u8; 16], [0xff; 16]];
+        cases.push(std::array::from_fn(|i| (i * 17) as u8));
+        for _ in 0..1000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1442695040888963407);
+            cases.push(std::array::from_fn(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8));
+        }
+        for bytes in cases {
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(std::str::from_utf8(&hex16(&bytes)).unwrap(), expected);
+        }
+    }
 
     #[test]
     fn short_copies_and_comparisons_agree_with_the_slice_operations() {

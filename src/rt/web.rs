@@ -460,6 +460,15 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
 }
 
+/// The 32 lowercase hex digits of 16 bytes, a byte at a time.
+pub(crate) fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&hex_pair(*b));
+    }
+    out
+}
+
 /// The two lowercase hex digits of a byte, a digit at a time (a 512-byte table natively).
 #[inline]
 pub(crate) fn hex_pair(b: u8) -> [u8; 2] {
