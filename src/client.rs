@@ -265,6 +265,9 @@ impl ClientBuilder {
                 });
             }
         }
+        // Natively this notes the clocks for the time-stamp counter's calibration
+        // (see `rt::mono_us`), here rather than on the first recording call.
+        let _ = rt::mono_us();
         let mut all = self.context;
         all.extend(self.attrs);
         let ctx = Arc::new(Ctx::new(all)?);

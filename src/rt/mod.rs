@@ -112,8 +112,8 @@ pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
 #[inline]
 pub fn now_unix_ms() -> u64 {
     #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
-    if let Some(us) = native::clock_us(libc::CLOCK_REALTIME) {
-        return us / 1000;
+    if let Some((ms, _)) = native::unix_ms_and_mono_us() {
+        return ms;
     }
     #[cfg(target_arch = "wasm32")]
     {
@@ -134,28 +134,24 @@ pub fn now() -> Instant {
 }
 
 /// Monotonic time in microseconds from an arbitrary start, for measuring durations
-/// (natively on Linux `CLOCK_MONOTONIC` straight, without `Instant`'s checked arithmetic).
+/// (natively the calibrated time-stamp counter once ready, else on Linux `CLOCK_MONOTONIC`
+/// straight, without `Instant`'s checked arithmetic).
 #[inline]
 pub fn mono_us() -> u64 {
-    #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
-    if let Some(us) = native::clock_us(libc::CLOCK_MONOTONIC) {
-        return us;
-    }
     #[cfg(target_arch = "wasm32")]
     {
         web::mono_us()
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_micros() as u64
+        native::fast_mono_us().unwrap_or_else(native::slow_mono_us)
     }
 }
 
-/// The wall-clock time in Unix ms and the [`mono_us`] time of one moment, for a span's start.
-/// Natively on Linux only the monotonic clock is read: the wall clock is the monotonic one
-/// plus an offset each thread reads again once a second, so a step of the wall clock shows in
-/// span times within a second.
+/// The wall-clock time in Unix ms and the [`mono_us`] time of one moment. Natively on Linux
+/// only the monotonic clock is read: the wall clock is the monotonic one plus an offset each
+/// thread reads again once a second, so a step of the wall clock shows in item times within
+/// a second (and [`now_unix_ms`] works the same way).
 #[inline]
 pub fn now_unix_ms_and_mono_us() -> (u64, u64) {
     #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
