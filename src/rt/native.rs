@@ -209,6 +209,7 @@ pub(super) fn clock_us(clock: libc::clockid_t) -> Option<u64> {
 /// `CLOCK_MONOTONIC` from the second note, so a duration spanning the switch stays right.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod tsc {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
 
     /// The counter and the monotonic µs at one moment.
@@ -231,6 +232,8 @@ mod tsc {
     /// `None` when the counter is not the kernel's clock source.
     static FIRST: OnceLock<Option<Note>> = OnceLock::new();
     static RATE: OnceLock<Rate> = OnceLock::new();
+    /// No calibration attempt before this (monotonic µs) after a failed one.
+    static RETRY_AT: AtomicU64 = AtomicU64::new(0);
 
     fn ticks() -> u64 {
         // SAFETY: `rdtsc` exists on every x86-64 processor.
@@ -278,10 +281,15 @@ mod tsc {
             }
         });
         let Some(first) = *first else { return };
-        if now_us < first.us + WINDOW_US {
+        if now_us < first.us + WINDOW_US || now_us < RETRY_AT.load(Ordering::Relaxed) {
             return;
         }
-        let Some(second) = note() else { return };
+        let Some(second) = note() else {
+            // Interrupted each time (a busy machine): try again in a while, not on every
+            // reading.
+            RETRY_AT.store(now_us + WINDOW_US, Ordering::Relaxed);
+            return;
+        };
         let (dt, dus) = (second.ticks.wrapping_sub(first.ticks), second.us - first.us);
         if dt == 0 || second.ticks < first.ticks {
             return;
