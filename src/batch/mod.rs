@@ -689,13 +689,15 @@ impl Pipeline {
         queued + inflight + self.staged().0
     }
 
-    /// Items, bytes and acceptances in the lanes.
+    /// Items and bytes in the lanes, and the items accepted in all (read under the lanes'
+    /// lock, under which `gather` moves the count of a lane it lets go).
     fn staged(&self) -> (usize, usize, u64) {
-        let mut staged = (0, 0, 0);
+        let lanes = lock(&self.lanes);
+        let mut staged = (0, 0, self.accepted.load(Ordering::Relaxed));
         if !rt::CAN_BLOCK {
             return staged;
         }
-        for lane in lock(&self.lanes).iter() {
+        for lane in lanes.iter() {
             let (items, bytes, accepted) = lane.counts();
             staged.0 += items;
             staged.1 += bytes;
@@ -832,13 +834,13 @@ impl Pipeline {
             let q = lock(&self.queue);
             (q.items.len(), q.bytes, q.inflight_items)
         };
-        let (staged_items, staged_bytes, staged_accepted) = self.staged();
+        let (staged_items, staged_bytes, accepted) = self.staged();
         let last = self.last_flush_ms.load(Ordering::Relaxed);
         Stats {
             queued_items: queued_items + staged_items,
             queued_bytes: queued_bytes + staged_bytes,
             inflight_items,
-            accepted: self.accepted.load(Ordering::Relaxed) + staged_accepted,
+            accepted,
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: DropCounts::from_array(std::array::from_fn(|i| {
                 self.dropped_total[i].load(Ordering::Relaxed)
