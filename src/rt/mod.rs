@@ -109,6 +109,7 @@ impl<V: Default> HashIndex<V> {
 pub const CAN_BLOCK: bool = cfg!(not(target_arch = "wasm32"));
 
 /// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is before it).
+/// Natively on Linux it is derived from the monotonic clock (see [`now_unix_ms_and_mono_us`]).
 #[inline]
 pub fn now_unix_ms() -> u64 {
     #[cfg(all(target_os = "linux", not(target_arch = "wasm32")))]
