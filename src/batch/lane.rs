@@ -79,7 +79,7 @@ impl Default for Lane {
 }
 
 impl Lane {
-    /// Adds an item. Only the owning thread may call it (see [`with_lane`]). Returns how many
+    /// Adds an item. Only the owning thread may call it (see [`stage`]). Returns how many
     /// items the lane holds now, or the item back when it already holds `limit` (at most
     /// [`CAPACITY`]).
     #[inline]
