@@ -758,16 +758,26 @@ impl Pipeline {
         }
     }
 
+    /// What the flusher is asked to do, taken: (send everything, a full batch waits); `None`
+    /// once the pipeline is closed.
+    #[inline]
+    fn requests(&self) -> Option<(bool, bool)> {
+        if self.is_closed() {
+            return None;
+        }
+        let all = self.flush_all.swap(false, Ordering::AcqRel);
+        let full = self.wake_pending.swap(false, Ordering::AcqRel);
+        Some((all, full))
+    }
+
     /// The flusher task: sends full batches as soon as they wait, and everything queued when
     /// the ticker asks.
     pub(crate) async fn run_flusher(self: Arc<Self>) {
         loop {
             let seen = self.work.generation();
-            if self.is_closed() {
+            let Some((all, full)) = self.requests() else {
                 return;
-            }
-            let all = self.flush_all.swap(false, Ordering::AcqRel);
-            let full = self.wake_pending.swap(false, Ordering::AcqRel);
+            };
             if all {
                 self.drain(false, usize::MAX).await;
             } else if full {
@@ -786,11 +796,9 @@ impl Pipeline {
         let mut idle_polls = 0;
         loop {
             let seen = self.work.generation();
-            if self.is_closed() {
+            let Some((all, full)) = self.requests() else {
                 return;
-            }
-            let all = self.flush_all.swap(false, Ordering::AcqRel);
-            let full = self.wake_pending.swap(false, Ordering::AcqRel);
+            };
             if all {
                 self.drain(false, usize::MAX).await;
             } else if full || self.polling.load(Ordering::SeqCst) {
