@@ -193,9 +193,9 @@ impl ItemWriter {
     }
 
     /// Writes `,"key":"<lowercase hex of bytes>"` for one of Beacon's own fields (a key that
-    /// needs no escaping) and an id of at most 16 bytes.
+    /// needs no escaping) and an id of 8 or 16 bytes, with one capacity check.
     pub(crate) fn hex(&mut self, key: &str, bytes: &[u8]) {
-        debug_assert!(!needs_escape(key.as_bytes()) && bytes.len() <= 16);
+        debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes.len(), 8 | 16));
         // Fixed-length copies (an 8- or a 16-byte id), so no call to `memcpy`.
         let mut id = [0u8; 16];
         let len = match (bytes.get(..16), bytes.get(..8)) {
@@ -207,15 +207,26 @@ impl ItemWriter {
                 id[..8].copy_from_slice(eight);
                 8
             }
-            _ => 0,
+            _ => return,
         };
-        let mut text = [b'"'; 34];
-        text[1..33].copy_from_slice(&crate::rt::hex16(&id));
-        let n = 2 * len + 2;
-        text[n - 1] = b'"';
-        let out = &mut self.item.json;
-        push3(out, b",\"", key, b"\":");
-        crate::schema::push_short_ascii(out, &text[..n]);
+        let digits = 2 * len;
+        let n = key.len() + digits + 6;
+        // SAFETY: ASCII (the key passed `needs_escape`'s check and is a `str`; quotes, colon
+        // and hex digits) keeps the string UTF-8. `reserve` makes room for the `n` bytes
+        // written after the initialised part, and `set_len` covers exactly them.
+        unsafe {
+            let v = self.item.json.as_mut_vec();
+            v.reserve(n);
+            let len0 = v.len();
+            let at = v.as_mut_ptr().add(len0);
+            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
+            crate::rt::copy_short(key.as_bytes(), at.add(2));
+            let after_key = at.add(2 + key.len());
+            std::ptr::copy_nonoverlapping(b"\":\"".as_ptr(), after_key, 3);
+            crate::rt::write_hex(&id, len, after_key.add(3));
+            *after_key.add(3 + digits) = b'"';
+            v.set_len(len0 + n);
+        }
     }
 
     /// The item's `event_name`.
@@ -329,6 +340,8 @@ mod pool {
     const REFILL: usize = 256;
     /// Larger buffers are freed, not kept.
     const KEEP_CAPACITY: usize = 1024;
+    /// At most this many bytes of the next buffer are asked for ahead of time.
+    const PREFETCH_MAX: usize = 512;
 
     static SHARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -349,7 +362,20 @@ mod pool {
                 let from = shared.len().saturating_sub(REFILL);
                 local.extend(shared.drain(from..));
             }
-            local.pop()
+            let buf = local.pop();
+            if let Some(next) = local.last() {
+                // The next buffer's lines were last written on the flushing thread's core,
+                // or have left this core's caches since this thread last wrote them: ask
+                // for them now, ready for writing, so the next item's first stores do not
+                // each wait for a line.
+                let p = next.as_ptr();
+                let mut off = 0;
+                while off < next.capacity().min(PREFETCH_MAX) {
+                    rt::prefetch_write(p.wrapping_add(off));
+                    off += 64;
+                }
+            }
+            buf
         });
         match reused {
             Ok(Some(mut buf)) => {

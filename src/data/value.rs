@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use crate::schema::{push_short_ascii, write_json_str};
+use crate::schema::{push_i64, push_u64, write_json_str};
 
 /// An attribute value. Borrowed strings avoid a copy on the recording path.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +27,8 @@ impl Value<'_> {
     pub fn write_json(&self, out: &mut String) {
         match self {
             Value::Str(s) => write_json_str(out, s),
-            Value::I64(v) => push_short_ascii(out, itoa::Buffer::new().format(*v).as_bytes()),
-            Value::U64(v) => push_short_ascii(out, itoa::Buffer::new().format(*v).as_bytes()),
+            Value::I64(v) => push_i64(out, *v),
+            Value::U64(v) => push_u64(out, *v),
             Value::F64(v) => write_f64(out, *v),
             Value::Bool(true) => out.push_str("true"),
             Value::Bool(false) => out.push_str("false"),
@@ -72,20 +72,36 @@ impl Value<'_> {
 /// Writes a duration given in microseconds as milliseconds with up to three decimals
 /// (`12.345`, `12.5`, `12`), without going through floating point.
 pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
-    push_short_ascii(out, itoa::Buffer::new().format(us / 1000).as_bytes());
+    push_u64(out, us / 1000);
     let frac = us % 1000;
     if frac != 0 {
+        // `.d`, `.dd` or `.ddd`, trailing zeros left out, each digit stored in place (see
+        // `push_u64`).
         let digits = [
-            b'.',
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
+            (frac / 100) as u8,
+            (frac / 10 % 10) as u8,
+            (frac % 10) as u8,
         ];
-        let mut n = 4;
-        while digits[n - 1] == b'0' {
-            n -= 1;
+        let n = if digits[2] != 0 {
+            3
+        } else if digits[1] != 0 {
+            2
+        } else {
+            1
+        };
+        // SAFETY: ASCII keeps the string UTF-8; `reserve` makes room for the `n + 1` bytes
+        // written after the initialised part, and `set_len` covers exactly them.
+        unsafe {
+            let buf = out.as_mut_vec();
+            buf.reserve(n + 1);
+            let len = buf.len();
+            let at = buf.as_mut_ptr().add(len);
+            *at = b'.';
+            for (i, d) in digits.iter().take(n).enumerate() {
+                *at.add(1 + i) = b'0' + d;
+            }
+            buf.set_len(len + n + 1);
         }
-        push_short_ascii(out, &digits[..n]);
     }
 }
 
@@ -93,7 +109,7 @@ pub(crate) fn write_ms_from_us(out: &mut String, us: u64) {
 pub fn write_f64(out: &mut String, v: f64) {
     if v.is_finite() {
         if v.fract() == 0.0 && v.abs() < 1e15 {
-            out.push_str(itoa::Buffer::new().format(v as i64));
+            push_i64(out, v as i64);
         } else {
             crate::rt::write_f64(out, v);
         }
@@ -160,4 +176,71 @@ macro_rules! attrs {
     ($($k:expr => $v:expr),+ $(,)?) => {
         [$(($k, $crate::Value::from($v))),+]
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_written_as_the_standard_formatting_writes_them() {
+        let mut unsigned = vec![
+            0,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        unsigned.extend((0..20).map(|p| 10u64.pow(p)));
+        unsigned.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        for v in unsigned {
+            let mut out = String::from("x");
+            Value::U64(v).write_json(&mut out);
+            assert_eq!(out, format!("x{v}"));
+        }
+        for v in [
+            0,
+            -1,
+            1,
+            -9,
+            -10,
+            42,
+            -99_999,
+            i64::MIN,
+            i64::MAX,
+            i64::MIN + 1,
+        ] {
+            let mut out = String::from("x");
+            Value::I64(v).write_json(&mut out);
+            assert_eq!(out, format!("x{v}"));
+        }
+    }
+
+    #[test]
+    fn durations_keep_up_to_three_decimals_without_trailing_zeros() {
+        for (us, text) in [
+            (0, "0"),
+            (1, "0.001"),
+            (10, "0.01"),
+            (100, "0.1"),
+            (999, "0.999"),
+            (1_000, "1"),
+            (1_500, "1.5"),
+            (12_340, "12.34"),
+            (12_345, "12.345"),
+            (1_000_001, "1000.001"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            let mut out = String::from("d=");
+            write_ms_from_us(&mut out, us);
+            assert_eq!(out, format!("d={text}"), "{us} µs");
+        }
+    }
 }

@@ -547,40 +547,47 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
-/// The 32 lowercase hex digits of 16 bytes, first byte first: with SSE2 (always there on
-/// x86-64) all at once, elsewhere a byte at a time.
+/// Writes the lowercase hex digits of the first `n` bytes of `bytes` (`n` is 8 or 16), first
+/// byte first, at `dst`: with SSE2 (always there on x86-64) all at once, elsewhere a byte at a
+/// time. The digits go straight to their place: built on the stack and copied, the copy's
+/// wide load would wait for the narrower stores that wrote them.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `2 * n` bytes.
 #[inline]
-pub(crate) fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
+pub(crate) unsafe fn write_hex(bytes: &[u8; 16], n: usize, dst: *mut u8) {
+    debug_assert!(n == 8 || n == 16);
     #[cfg(target_arch = "x86_64")]
-    {
+    // SAFETY: SSE2 is part of x86-64; the loads and stores are unaligned ones, inside
+    // `bytes` (16 bytes) and the `2 * n` bytes at `dst` the caller vouches for.
+    unsafe {
         use std::arch::x86_64::*;
-        let mut out = [0u8; 32];
-        // SAFETY: SSE2 is part of x86-64; the loads and stores are unaligned ones, inside
-        // `bytes` (16 bytes) and `out` (32 bytes).
-        unsafe {
-            let x = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
-            let nibble = _mm_set1_epi8(0x0f);
-            let high = _mm_and_si128(_mm_srli_epi16(x, 4), nibble);
-            let low = _mm_and_si128(x, nibble);
-            // Digits 10 to 15 become 'a' to 'f': '0' + d, plus 39 where d > 9.
-            let ascii = |d: __m128i| {
-                let letters = _mm_and_si128(_mm_cmpgt_epi8(d, _mm_set1_epi8(9)), _mm_set1_epi8(39));
-                _mm_add_epi8(_mm_add_epi8(d, _mm_set1_epi8(b'0' as i8)), letters)
-            };
-            let first = ascii(_mm_unpacklo_epi8(high, low));
-            let second = ascii(_mm_unpackhi_epi8(high, low));
-            _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, first);
-            _mm_storeu_si128(out.as_mut_ptr().add(16) as *mut __m128i, second);
+        let x = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
+        let nibble = _mm_set1_epi8(0x0f);
+        let high = _mm_and_si128(_mm_srli_epi16(x, 4), nibble);
+        let low = _mm_and_si128(x, nibble);
+        // Digits 10 to 15 become 'a' to 'f': '0' + d, plus 39 where d > 9.
+        let ascii = |d: __m128i| {
+            let letters = _mm_and_si128(_mm_cmpgt_epi8(d, _mm_set1_epi8(9)), _mm_set1_epi8(39));
+            _mm_add_epi8(_mm_add_epi8(d, _mm_set1_epi8(b'0' as i8)), letters)
+        };
+        _mm_storeu_si128(dst as *mut __m128i, ascii(_mm_unpacklo_epi8(high, low)));
+        if n == 16 {
+            _mm_storeu_si128(
+                dst.add(16) as *mut __m128i,
+                ascii(_mm_unpackhi_epi8(high, low)),
+            );
         }
-        out
     }
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        let mut out = [0u8; 32];
-        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&hex_pair(*b));
+    for (i, b) in bytes[..n].iter().enumerate() {
+        let [hi, lo] = hex_pair(*b);
+        // SAFETY: `2 * i + 1 < 2 * n`, inside what the caller vouches for.
+        unsafe {
+            *dst.add(2 * i) = hi;
+            *dst.add(2 * i + 1) = lo;
         }
-        out
     }
 }
 
@@ -651,8 +658,15 @@ mod tests {
             cases.push(std::array::from_fn(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8));
         }
         for bytes in cases {
-            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(std::str::from_utf8(&hex16(&bytes)).unwrap(), expected);
+            for n in [8, 16] {
+                let expected: String = bytes[..n].iter().map(|b| format!("{b:02x}")).collect();
+                let mut out = [b'#'; 34];
+                // SAFETY: `out` has room for 32 digits after its first byte.
+                unsafe { write_hex(&bytes, n, out.as_mut_ptr().add(1)) };
+                assert_eq!(std::str::from_utf8(&out[1..=2 * n]).unwrap(), expected);
+                assert_eq!(out[0], b'#', "nothing before the digits");
+                assert!(out[2 * n + 1..].iter().all(|b| *b == b'#'), "nothing after");
+            }
         }
     }
 

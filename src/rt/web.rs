@@ -460,13 +460,21 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
 }
 
-/// The 32 lowercase hex digits of 16 bytes, a byte at a time.
-pub(crate) fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&hex_pair(*b));
+/// Writes the lowercase hex digits of the first `n` bytes of `bytes` at `dst`, a byte at a
+/// time.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `2 * n` bytes.
+pub(crate) unsafe fn write_hex(bytes: &[u8; 16], n: usize, dst: *mut u8) {
+    for (i, b) in bytes.iter().take(n).enumerate() {
+        let [hi, lo] = hex_pair(*b);
+        // SAFETY: `2 * i + 1 < 2 * n`, inside what the caller vouches for.
+        unsafe {
+            *dst.add(2 * i) = hi;
+            *dst.add(2 * i + 1) = lo;
+        }
     }
-    out
 }
 
 /// The two lowercase hex digits of a byte, a digit at a time (a 512-byte table natively).
