@@ -1,5 +1,5 @@
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::rt::SeriesHasher;
 
@@ -9,7 +9,7 @@ use crate::data::{Attrs, Item, MetricType, OwnedValue};
 use crate::encode::{hash_value, to_owned_attrs, Ctx};
 use crate::schema::{fields, format_rfc3339_ms, types};
 
-use super::HashedMap;
+use super::{HashedMap, Lock};
 
 fn eq_str(a: &str, b: &str) -> bool {
     crate::rt::eq_bytes(a.as_bytes(), b.as_bytes())
@@ -60,14 +60,14 @@ pub(crate) type BoundsFn = Box<dyn Fn(&str) -> Arc<[f64]> + Send + Sync>;
 
 /// Counters, gauges and histograms, summed per (name, attributes) between emissions.
 pub(crate) struct Metrics {
-    series: Mutex<HashedMap<Series>>,
+    series: Lock<HashedMap<Series>>,
     bounds: BoundsFn,
 }
 
 impl Metrics {
     pub(crate) fn new(bounds: BoundsFn) -> Self {
         Metrics {
-            series: Mutex::new(HashedMap::default()),
+            series: Lock::new(HashedMap::default()),
             bounds,
         }
     }
@@ -93,7 +93,7 @@ impl Metrics {
             hash_value(v, &mut h);
         }
         let hash = h.finish();
-        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.series.lock();
         let Some(s) = map.get_or_try_insert(
             hash,
             |s| {
@@ -215,7 +215,7 @@ impl Metrics {
 
 impl Collector for Metrics {
     fn collect(&self, now_ms: u64, _final: bool, offer: &mut dyn FnMut(Item) -> bool) {
-        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.series.lock();
         let mut full = false;
         map.retain(|s| {
             if full {

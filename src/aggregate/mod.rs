@@ -8,6 +8,12 @@ mod metrics;
 mod usage;
 
 pub(crate) use hashed::HashedMap;
+
+/// The lock around a map of series or buckets. Recording takes it for a lookup and an
+/// addition; the ticker takes it to encode what is due. Taking it is one atomic
+/// compare-and-swap and releasing it a plain store, where a std `Mutex` takes a second atomic
+/// read-modify-write to release; a thread that finds it taken yields until it is free.
+pub(crate) type Lock<T> = spin::mutex::SpinMutex<T, spin::relax::Yield>;
 pub(crate) use metrics::{MetricKind, Metrics};
 pub(crate) use usage::UsageAggregator;
 pub use usage::UsageBucket;

@@ -1,5 +1,5 @@
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::rt::SeriesHasher;
 
@@ -8,7 +8,7 @@ use crate::data::{Item, UsageUnit};
 use crate::encode::Ctx;
 use crate::schema::{fields, types};
 
-use super::HashedMap;
+use super::{HashedMap, Lock};
 
 /// One closed (or, at shutdown, open) usage bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ struct Entry {
 /// Usage summed per (bucket start, resource, feature, unit).
 pub(crate) struct UsageAggregator {
     granularity_ms: u64,
-    buckets: Mutex<HashedMap<Entry>>,
+    buckets: Lock<HashedMap<Entry>>,
     ctx: Arc<Ctx>,
 }
 
@@ -40,7 +40,7 @@ impl UsageAggregator {
     pub(crate) fn new(granularity_ms: u64, ctx: Arc<Ctx>) -> Self {
         UsageAggregator {
             granularity_ms: granularity_ms.max(1),
-            buckets: Mutex::new(HashedMap::default()),
+            buckets: Lock::new(HashedMap::default()),
             ctx,
         }
     }
@@ -66,7 +66,7 @@ impl UsageAggregator {
         app_feature.hash(&mut h);
         unit.hash(&mut h);
         let hash = h.finish();
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.buckets.lock();
         let e = map.get_or_insert(
             hash,
             |e| {
@@ -91,7 +91,7 @@ impl UsageAggregator {
     /// Hands closed buckets (every bucket when `all`) to `take`; a bucket stays when `take`
     /// returns `false`, and its sum keeps growing until it is taken.
     pub(crate) fn drain(&self, now_ms: u64, all: bool, take: &mut dyn FnMut(&UsageBucket) -> bool) {
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.buckets.lock();
         let mut stop = false;
         map.retain(|e| {
             if stop {
