@@ -113,14 +113,25 @@ fn main() -> ExitCode {
     client.record("behavioral", "warm-up", &[]);
     std::thread::sleep(std::time::Duration::from_millis(600));
     client.record("behavioral", "warm-up", &[]);
+    // In 50 rounds: the fastest round shows the cost when nothing else on the host got in the
+    // way, the whole run what it cost on average.
+    let rounds = 50;
+    let per_round = (calls / rounds).max(1);
+    let mut best = f64::MAX;
     let start = Instant::now();
     let cpu_start = thread_cpu_ns();
-    run(&client, calls);
-    let per_call = start.elapsed().as_nanos() as f64 / calls as f64;
-    let cpu_per_call = (thread_cpu_ns() - cpu_start) as f64 / calls as f64;
+    for _ in 0..rounds {
+        let round = Instant::now();
+        run(&client, per_round);
+        best = best.min(round.elapsed().as_nanos() as f64 / per_round as f64);
+    }
+    let done = per_round * rounds;
+    let per_call = start.elapsed().as_nanos() as f64 / done as f64;
+    let cpu_per_call = (thread_cpu_ns() - cpu_start) as f64 / done as f64;
     let stats = client.stats();
     eprintln!(
-        "{op}: {calls} calls, {per_call:.0} ns per call, {cpu_per_call:.0} ns CPU per call, {} dropped",
+        "{op}: {done} calls, {per_call:.0} ns per call, {cpu_per_call:.0} ns CPU per call, \
+         {best:.0} ns per call in the fastest of {rounds} rounds, {} dropped",
         stats.dropped.total()
     );
     ExitCode::SUCCESS

@@ -405,7 +405,7 @@ impl fmt::Debug for Client {
 }
 
 thread_local! {
-    static ACTIVE: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
+    static ACTIVE: RefCell<Vec<Ids>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Client {
@@ -583,7 +583,7 @@ impl Client {
         if !s.sampled_in(types::LOG) {
             return;
         }
-        let active = Self::current_span();
+        let active = Self::active();
         self.emit_sized(
             types::LOG,
             level.as_str(),
@@ -593,9 +593,9 @@ impl Client {
             |w| {
                 w.word(fields::LEVEL, level.as_str());
                 w.str(fields::MESSAGE, message);
-                if let Some(cx) = active {
-                    w.hex(fields::TRACE_ID, &cx.trace_id);
-                    w.hex(fields::SPAN_ID, &cx.span_id);
+                if let Some(ids) = active {
+                    w.hex(fields::TRACE_ID, ids.trace, 16);
+                    w.hex(fields::SPAN_ID, u128::from(ids.span), 8);
                 }
             },
         );
@@ -603,22 +603,27 @@ impl Client {
 
     /// The innermost live span on this thread, if any.
     pub fn current_span() -> Option<SpanContext> {
+        Self::active().map(Ids::context)
+    }
+
+    /// The innermost live span's ids on this thread, if any.
+    #[inline]
+    fn active() -> Option<Ids> {
         ACTIVE.with(|a| a.borrow().last().copied())
     }
 
     /// Starts a span, a child of this thread's active span if there is one. It becomes the
     /// active span on this thread until it ends (on [`Span::end`] or drop).
     pub fn span(&self, name: &str) -> Span {
-        let parent = Self::current_span();
-        self.start_span(name, parent)
+        self.start_span(name, Self::active())
     }
 
     /// Starts a span continuing a remote trace (e.g. from a `traceparent` header).
     pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span {
-        self.start_span(name, Some(*parent))
+        self.start_span(name, Some(Ids::of(parent)))
     }
 
-    fn start_span(&self, name: &str, parent: Option<SpanContext>) -> Span {
+    fn start_span(&self, name: &str, parent: Option<Ids>) -> Span {
         let sampled = match (&parent, self.shared()) {
             (_, None) => false,
             (Some(p), _) => p.sampled,
@@ -627,9 +632,9 @@ impl Client {
                 r >= 1.0 || crate::random::keep(r)
             }
         };
-        let cx = SpanContext {
-            trace_id: parent.map_or_else(crate::random::id::<16>, |p| p.trace_id),
-            span_id: crate::random::id::<8>(),
+        let cx = Ids {
+            trace: parent.map_or_else(crate::random::trace_id, |p| p.trace),
+            span: crate::random::span_id(),
             sampled,
         };
         ACTIVE.with(|a| a.borrow_mut().push(cx));
@@ -637,25 +642,29 @@ impl Client {
         // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
         // they are set, the client's attributes, duration and status when it ends.
         let (now_ms, start_us) = rt::now_unix_ms_and_mono_us();
-        let item = (sampled && !invalid).then(|| {
-            let mut w = self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256);
-            w.hex(fields::TRACE_ID, &cx.trace_id);
-            w.hex(fields::SPAN_ID, &cx.span_id);
-            if let Some(p) = parent {
-                w.hex(fields::PARENT_SPAN_ID, &p.span_id);
-            }
-            w
-        });
-        Span {
+        // The span is built first and its item written in place, not written and then moved
+        // in: the move's wide copies would wait for the narrower stores that just wrote it.
+        let mut span = Span {
             client: self.clone(),
-            item,
+            item: None,
             cx,
             start_us,
             overridden: Vec::new(),
             invalid,
             status: SpanStatus::Unset,
             ended: false,
+        };
+        if sampled && !invalid {
+            let w = span
+                .item
+                .insert(self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256));
+            w.hex(fields::TRACE_ID, cx.trace, 16);
+            w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
+            if let Some(p) = parent {
+                w.hex(fields::PARENT_SPAN_ID, u128::from(p.span), 8);
+            }
         }
+        span
     }
 
     /// Starts a timer; when the guard drops, the elapsed milliseconds are recorded as a
@@ -819,12 +828,40 @@ impl Client {
     }
 }
 
+/// A span's ids as numbers (a [`SpanContext`]'s bytes, little-endian): kept and passed in
+/// registers, they are stored whole, where the byte arrays were stored in pieces that the next
+/// copy had to wait for.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    trace: u128,
+    span: u64,
+    sampled: bool,
+}
+
+impl Ids {
+    fn of(cx: &SpanContext) -> Ids {
+        Ids {
+            trace: u128::from_le_bytes(cx.trace_id),
+            span: u64::from_le_bytes(cx.span_id),
+            sampled: cx.sampled,
+        }
+    }
+
+    fn context(self) -> SpanContext {
+        SpanContext {
+            trace_id: self.trace.to_le_bytes(),
+            span_id: self.span.to_le_bytes(),
+            sampled: self.sampled,
+        }
+    }
+}
+
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
 pub struct Span {
     client: Client,
     /// The item being written; `None` when the span is not sampled or its name is invalid.
     item: Option<ItemWriter>,
-    cx: SpanContext,
+    cx: Ids,
     /// When it started, on [`rt::mono_us`]'s clock.
     start_us: u64,
     /// Indexes of the client's attributes that the span's own attributes replace.
@@ -837,12 +874,12 @@ pub struct Span {
 impl Span {
     /// The span's context (for `traceparent` propagation).
     pub fn context(&self) -> SpanContext {
-        self.cx
+        self.cx.context()
     }
 
     /// The W3C `traceparent` header value for outgoing requests.
     pub fn traceparent(&self) -> String {
-        self.cx.traceparent()
+        self.cx.context().traceparent()
     }
 
     /// Sets an attribute.
@@ -878,10 +915,10 @@ impl Span {
             return;
         }
         self.ended = true;
-        let id = self.cx.span_id;
+        let id = self.cx.span;
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
-            if let Some(pos) = a.iter().rposition(|c| c.span_id == id) {
+            if let Some(pos) = a.iter().rposition(|c| c.span == id) {
                 a.remove(pos);
             }
         });
@@ -936,7 +973,7 @@ impl fmt::Debug for Span {
         let name = self.item.as_ref().map(ItemWriter::event_name);
         f.debug_struct("Span")
             .field("name", &name.as_deref().unwrap_or(""))
-            .field("traceparent", &self.cx.traceparent())
+            .field("traceparent", &self.cx.context().traceparent())
             .finish()
     }
 }

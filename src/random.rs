@@ -59,16 +59,24 @@ pub(crate) fn keep(rate: f64) -> bool {
     rate >= 1.0 || (rate > 0.0 && unit_f64() < rate)
 }
 
-/// A non-zero random id of `N` bytes.
-pub(crate) fn id<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
+/// A non-zero random 64-bit span id.
+#[inline]
+pub(crate) fn span_id() -> u64 {
     loop {
-        for chunk in out.chunks_mut(8) {
-            let r = u64().to_le_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
+        let v = u64();
+        if v != 0 {
+            return v;
         }
-        if out.iter().any(|b| *b != 0) {
-            return out;
+    }
+}
+
+/// A non-zero random 128-bit trace id.
+#[inline]
+pub(crate) fn trace_id() -> u128 {
+    loop {
+        let v = u128::from(u64()) << 64 | u128::from(u64());
+        if v != 0 {
+            return v;
         }
     }
 }

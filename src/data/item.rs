@@ -24,7 +24,9 @@ impl Item {
     /// placeholders for `event_id` and `event_time` (see [`Item::stamp`]). Finish it with
     /// [`ItemWriter::finish`]. `ty` must be a valid `event_type` (see
     /// [`crate::schema::check_type`]).
-    #[inline]
+    // Inlined natively, so the writer's fields go to where the caller keeps them without a
+    // trip through a returned copy.
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     pub(crate) fn writer(capacity: usize, time_ms: u64, ty: &str, name: &str) -> ItemWriter {
         let mut json = pool::buffer(capacity);
         let (t, n) = write_own_header(&mut json, ty, name);
@@ -192,24 +194,13 @@ impl ItemWriter {
         write_json_str(self.field(key), value);
     }
 
-    /// Writes `,"key":"<lowercase hex of bytes>"` for one of Beacon's own fields (a key that
-    /// needs no escaping) and an id of 8 or 16 bytes, with one capacity check.
-    pub(crate) fn hex(&mut self, key: &str, bytes: &[u8]) {
-        debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes.len(), 8 | 16));
-        // Fixed-length copies (an 8- or a 16-byte id), so no call to `memcpy`.
-        let mut id = [0u8; 16];
-        let len = match (bytes.get(..16), bytes.get(..8)) {
-            (Some(sixteen), _) => {
-                id.copy_from_slice(sixteen);
-                16
-            }
-            (None, Some(eight)) => {
-                id[..8].copy_from_slice(eight);
-                8
-            }
-            _ => return,
-        };
-        let digits = 2 * len;
+    /// Writes `,"key":"<lowercase hex>"` for one of Beacon's own fields (a key that needs no
+    /// escaping) and an id of `bytes` bytes (8 or 16; the id's little-endian bytes, first byte
+    /// first), with one capacity check.
+    #[inline]
+    pub(crate) fn hex(&mut self, key: &str, id: u128, bytes: usize) {
+        debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes, 8 | 16));
+        let digits = 2 * bytes;
         let n = key.len() + digits + 6;
         // SAFETY: ASCII (the key passed `needs_escape`'s check and is a `str`; quotes, colon
         // and hex digits) keeps the string UTF-8. `reserve` makes room for the `n` bytes
@@ -223,7 +214,7 @@ impl ItemWriter {
             crate::rt::copy_short(key.as_bytes(), at.add(2));
             let after_key = at.add(2 + key.len());
             std::ptr::copy_nonoverlapping(b"\":\"".as_ptr(), after_key, 3);
-            crate::rt::write_hex(&id, len, after_key.add(3));
+            crate::rt::write_hex(id, bytes, after_key.add(3));
             *after_key.add(3 + digits) = b'"';
             v.set_len(len0 + n);
         }
@@ -235,8 +226,10 @@ impl ItemWriter {
     }
 
     /// Writes a pre-encoded fragment (`,"key":value` pairs) as is.
+    #[inline]
     pub(crate) fn raw(&mut self, fragment: &str) {
-        self.item.json.push_str(fragment);
+        // Short fragments (a service name) without a call to `memcpy`.
+        push3(&mut self.item.json, b"", fragment, b"");
     }
 
     /// Closes the object.

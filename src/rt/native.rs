@@ -628,23 +628,23 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
-/// Writes the lowercase hex digits of the first `n` bytes of `bytes` (`n` is 8 or 16), first
-/// byte first, at `dst`: with SSE2 (always there on x86-64) all at once, elsewhere a byte at a
-/// time. The digits go straight to their place: built on the stack and copied, the copy's
-/// wide load would wait for the narrower stores that wrote them.
+/// Writes the lowercase hex digits of the first `n` little-endian bytes of `id` (`n` is 8 or
+/// 16), first byte first, at `dst`: with SSE2 (always there on x86-64) all at once, from
+/// registers, elsewhere a byte at a time. The digits go straight to their place: built on the
+/// stack and copied, the copy's wide load would wait for the narrower stores that wrote them.
 ///
 /// # Safety
 ///
 /// `dst` must be valid for writes of `2 * n` bytes.
 #[inline]
-pub(crate) unsafe fn write_hex(bytes: &[u8; 16], n: usize, dst: *mut u8) {
+pub(crate) unsafe fn write_hex(id: u128, n: usize, dst: *mut u8) {
     debug_assert!(n == 8 || n == 16);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of x86-64; the loads and stores are unaligned ones, inside
-    // `bytes` (16 bytes) and the `2 * n` bytes at `dst` the caller vouches for.
+    // SAFETY: SSE2 is part of x86-64; the stores are unaligned ones, inside the `2 * n` bytes
+    // at `dst` the caller vouches for.
     unsafe {
         use std::arch::x86_64::*;
-        let x = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
+        let x = _mm_set_epi64x((id >> 64) as i64, id as i64);
         let nibble = _mm_set1_epi8(0x0f);
         let high = _mm_and_si128(_mm_srli_epi16(x, 4), nibble);
         let low = _mm_and_si128(x, nibble);
@@ -662,7 +662,7 @@ pub(crate) unsafe fn write_hex(bytes: &[u8; 16], n: usize, dst: *mut u8) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    for (i, b) in bytes[..n].iter().enumerate() {
+    for (i, b) in id.to_le_bytes()[..n].iter().enumerate() {
         let [hi, lo] = hex_pair(*b);
         // SAFETY: `2 * i + 1 < 2 * n`, inside what the caller vouches for.
         unsafe {
@@ -742,8 +742,9 @@ mod tests {
             for n in [8, 16] {
                 let expected: String = bytes[..n].iter().map(|b| format!("{b:02x}")).collect();
                 let mut out = [b'#'; 34];
+                let id = u128::from_le_bytes(bytes);
                 // SAFETY: `out` has room for 32 digits after its first byte.
-                unsafe { write_hex(&bytes, n, out.as_mut_ptr().add(1)) };
+                unsafe { write_hex(id, n, out.as_mut_ptr().add(1)) };
                 assert_eq!(std::str::from_utf8(&out[1..=2 * n]).unwrap(), expected);
                 assert_eq!(out[0], b'#', "nothing before the digits");
                 assert!(out[2 * n + 1..].iter().all(|b| *b == b'#'), "nothing after");

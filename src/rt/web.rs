@@ -460,14 +460,14 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
 }
 
-/// Writes the lowercase hex digits of the first `n` bytes of `bytes` at `dst`, a byte at a
-/// time.
+/// Writes the lowercase hex digits of the first `n` little-endian bytes of `id` at `dst`, a
+/// byte at a time.
 ///
 /// # Safety
 ///
 /// `dst` must be valid for writes of `2 * n` bytes.
-pub(crate) unsafe fn write_hex(bytes: &[u8; 16], n: usize, dst: *mut u8) {
-    for (i, b) in bytes.iter().take(n).enumerate() {
+pub(crate) unsafe fn write_hex(id: u128, n: usize, dst: *mut u8) {
+    for (i, b) in id.to_le_bytes().iter().take(n).enumerate() {
         let [hi, lo] = hex_pair(*b);
         // SAFETY: `2 * i + 1 < 2 * n`, inside what the caller vouches for.
         unsafe {
