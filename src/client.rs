@@ -632,9 +632,13 @@ impl Client {
                 r >= 1.0 || crate::random::keep(r)
             }
         };
+        let (trace, span) = match parent {
+            Some(p) => (p.trace, crate::random::span_id()),
+            None => crate::random::trace_and_span_id(),
+        };
         let cx = Ids {
-            trace: parent.map_or_else(crate::random::trace_id, |p| p.trace),
-            span: crate::random::span_id(),
+            trace,
+            span,
             sampled,
         };
         ACTIVE.with(|a| a.borrow_mut().push(cx));
@@ -642,29 +646,26 @@ impl Client {
         // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
         // they are set, the client's attributes, duration and status when it ends.
         let (now_ms, start_us) = rt::now_unix_ms_and_mono_us();
-        // The span is built first and its item written in place, not written and then moved
-        // in: the move's wide copies would wait for the narrower stores that just wrote it.
-        let mut span = Span {
+        let item = (sampled && !invalid).then(|| {
+            let mut w = self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256);
+            w.hex(fields::TRACE_ID, cx.trace, 16);
+            w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
+            if let Some(p) = parent {
+                w.hex(fields::PARENT_SPAN_ID, u128::from(p.span), 8);
+            }
+            w
+        });
+        // Built as the return value, so it is written where the caller keeps it.
+        Span {
             client: self.clone(),
-            item: None,
+            item,
             cx,
             start_us,
             overridden: Vec::new(),
             invalid,
             status: SpanStatus::Unset,
             ended: false,
-        };
-        if sampled && !invalid {
-            let w = span
-                .item
-                .insert(self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256));
-            w.hex(fields::TRACE_ID, cx.trace, 16);
-            w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
-            if let Some(p) = parent {
-                w.hex(fields::PARENT_SPAN_ID, u128::from(p.span), 8);
-            }
         }
-        span
     }
 
     /// Starts a timer; when the guard drops, the elapsed milliseconds are recorded as a
@@ -894,7 +895,7 @@ impl Span {
                     self.overridden.push(i);
                 }
             }
-            value.into().write_json(w.key(key));
+            w.attr(key, &value.into());
         }
         self
     }
@@ -906,9 +907,10 @@ impl Span {
     }
 
     /// Ends the span now.
-    pub fn end(mut self) {
-        self.finish();
-    }
+    // Dropping it ends it (see `Drop`). Inlined, and without a body that uses `self`, so the
+    // span is not copied into the call first.
+    #[inline]
+    pub fn end(self) {}
 
     fn finish(&mut self) {
         if self.ended {

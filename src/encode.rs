@@ -122,7 +122,7 @@ impl Ctx {
             call.iter().any(|(ck, _)| ck.as_ref() == k)
         });
         for (k, v) in call {
-            v.write_json(w.key(k.as_ref()));
+            w.attr(k.as_ref(), v);
         }
         w
     }

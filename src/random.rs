@@ -36,17 +36,35 @@ pub(crate) fn uuid_bytes() -> [u8; 10] {
 /// A fast pseudo-random `u64` (wyrand), seeded per thread from the OS.
 pub(crate) fn u64() -> u64 {
     FAST.with(|s| {
-        let mut x = s.get();
-        if x == 0 {
-            let mut seed = [0u8; 8];
-            rt::fill_random(&mut seed);
-            x = u64::from_le_bytes(seed) | 1;
-        }
-        x = x.wrapping_add(0xa076_1d64_78bd_642f);
-        s.set(x);
-        let t = (x as u128).wrapping_mul((x ^ 0xe703_7ed1_a0b4_28db) as u128);
-        ((t >> 64) as u64) ^ (t as u64)
+        let mut state = s.get();
+        let v = wyrand(&mut state);
+        s.set(state);
+        v
     })
+}
+
+/// `N` fast pseudo-random `u64`s from one visit to the thread's generator.
+#[inline]
+fn u64s<const N: usize>() -> [u64; N] {
+    FAST.with(|s| {
+        let mut state = s.get();
+        let out = std::array::from_fn(|_| wyrand(&mut state));
+        s.set(state);
+        out
+    })
+}
+
+/// One wyrand step; a zero state is seeded from the OS first.
+#[inline(always)]
+fn wyrand(state: &mut u64) -> u64 {
+    if *state == 0 {
+        let mut seed = [0u8; 8];
+        rt::fill_random(&mut seed);
+        *state = u64::from_le_bytes(seed) | 1;
+    }
+    *state = state.wrapping_add(0xa076_1d64_78bd_642f);
+    let t = (*state as u128).wrapping_mul((*state ^ 0xe703_7ed1_a0b4_28db) as u128);
+    ((t >> 64) as u64) ^ (t as u64)
 }
 
 /// A uniform float in `[0, 1)`.
@@ -70,13 +88,14 @@ pub(crate) fn span_id() -> u64 {
     }
 }
 
-/// A non-zero random 128-bit trace id.
+/// Non-zero random ids for a root span: a 128-bit trace id and a 64-bit span id.
 #[inline]
-pub(crate) fn trace_id() -> u128 {
+pub(crate) fn trace_and_span_id() -> (u128, u64) {
     loop {
-        let v = u128::from(u64()) << 64 | u128::from(u64());
-        if v != 0 {
-            return v;
+        let [a, b, c] = u64s::<3>();
+        let trace = u128::from(a) << 64 | u128::from(b);
+        if trace != 0 && c != 0 {
+            return (trace, c);
         }
     }
 }

@@ -520,16 +520,34 @@ pub(crate) fn push3(out: &mut String, pre: &[u8], s: &str, post: &[u8]) {
 /// the digits, a stall on the hottest recording paths.
 #[inline]
 pub(crate) fn push_u64(out: &mut String, v: u64) {
-    let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let n = decimal_len(v);
     // SAFETY: ASCII digits keep the string UTF-8. `reserve` makes room for the `n` bytes
-    // written after the initialised part (every index below is under `n`), and `set_len`
-    // covers exactly them.
+    // `write_decimal` writes after the initialised part, and `set_len` covers exactly them.
     unsafe {
         let buf = out.as_mut_vec();
         buf.reserve(n);
         let len = buf.len();
-        let at = buf.as_mut_ptr().add(len);
-        let (mut v, mut i) = (v, n);
+        write_decimal(buf.as_mut_ptr().add(len), v, n);
+        buf.set_len(len + n);
+    }
+}
+
+/// The number of decimal digits of `v`.
+#[inline]
+pub(crate) fn decimal_len(v: u64) -> usize {
+    v.checked_ilog10().unwrap_or(0) as usize + 1
+}
+
+/// Writes the `n` decimal digits of `v` (`n` is [`decimal_len`]`(v)`) at `at`.
+///
+/// # Safety
+///
+/// `at` must be valid for writes of `n` bytes.
+#[inline]
+pub(crate) unsafe fn write_decimal(at: *mut u8, v: u64, n: usize) {
+    let (mut v, mut i) = (v, n);
+    // SAFETY: every index written is below `n`, inside what the caller vouches for.
+    unsafe {
         if !cfg!(target_arch = "wasm32") {
             // Two digits at a time natively; the browser build keeps its code small.
             while i >= 2 {
@@ -545,7 +563,6 @@ pub(crate) fn push_u64(out: &mut String, v: u64) {
             *at.add(i) = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        buf.set_len(len + n);
     }
 }
 
@@ -588,7 +605,16 @@ pub(crate) fn write_own_header(
     name: &str,
 ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     debug_assert!(out.is_empty() && check_type(ty).is_ok());
-    push_ascii(out, OWN_HEAD);
+    // SAFETY: ASCII keeps the string UTF-8; `reserve` makes room for the bytes written after
+    // the initialised part, and `set_len` covers exactly them. A copy of a constant length
+    // is a few vector moves, not a call to `memcpy`.
+    unsafe {
+        let v = out.as_mut_vec();
+        v.reserve(OWN_HEAD.len());
+        let len = v.len();
+        std::ptr::copy_nonoverlapping(OWN_HEAD.as_ptr(), v.as_mut_ptr().add(len), OWN_HEAD.len());
+        v.set_len(len + OWN_HEAD.len());
+    }
     let t0 = out.len();
     push3(out, b"", ty, b"\",\"event_name\":");
     let t1 = t0 + ty.len();

@@ -1,12 +1,12 @@
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use crate::rt::SeriesHasher;
 
 use crate::batch::Collector;
 use crate::data::value::write_f64;
-use crate::data::{Attrs, Item, MetricType, OwnedValue};
-use crate::encode::{hash_value, to_owned_attrs, Ctx};
+use crate::data::{Attrs, Item, MetricType, OwnedValue, Value};
+use crate::encode::{to_owned_attrs, Ctx};
 use crate::schema::{fields, format_rfc3339_ms, types};
 
 use super::{HashedMap, Lock};
@@ -17,8 +17,7 @@ fn eq_str(a: &str, b: &str) -> bool {
 
 /// Value equality with the short-string comparison for strings.
 #[inline]
-fn eq_value(a: &OwnedValue, b: &crate::data::Value<'_>) -> bool {
-    use crate::data::Value;
+fn eq_value(a: &OwnedValue, b: &Value<'_>) -> bool {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => eq_str(x, y),
         _ => a == b,
@@ -84,13 +83,21 @@ impl Metrics {
         attrs: &Attrs<'_>,
         value: f64,
     ) -> bool {
+        // Each part is folded in directly, not through `Hash` (which adds a terminator to
+        // every string and a tag to every value): collisions only cost a comparison.
         let mut h = SeriesHasher::default();
-        kind.hash(&mut h);
-        name.hash(&mut h);
-        ctx.hash.hash(&mut h);
+        h.write_u64(ctx.hash ^ kind as u64);
+        h.write(name.as_bytes());
         for (k, v) in attrs {
-            k.hash(&mut h);
-            hash_value(v, &mut h);
+            h.write(k.as_bytes());
+            match v {
+                Value::Str(s) => h.write(s.as_bytes()),
+                Value::I64(x) => h.write_i64(*x),
+                Value::U64(x) => h.write_u64(*x),
+                Value::F64(x) => h.write_u64(x.to_bits()),
+                Value::Bool(x) => h.write_u8(*x as u8),
+                Value::Null => h.write_u8(2),
+            }
         }
         let hash = h.finish();
         let mut map = self.series.lock();

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 pub(crate) use pool::recycle;
 
+use crate::data::Value;
 use crate::schema::{needs_escape, push3, write_json_str, write_own_header};
 
 /// One encoded item: a complete JSON object in the shared schema, ready to send.
@@ -170,6 +171,67 @@ impl ItemWriter {
             push3(out, b",\"", key, b"\":");
         }
         out
+    }
+
+    /// Writes `,"key":value`. A string value, an integer or a boolean that need no escaping
+    /// are written with one capacity check and without calls; anything else goes through
+    /// [`ItemWriter::key`] and [`Value::write_json`].
+    #[inline]
+    pub(crate) fn attr(&mut self, key: &str, value: &Value<'_>) {
+        let (text, quoted): (&[u8], bool) = match value {
+            Value::Str(s) => (s.as_bytes(), true),
+            Value::Bool(true) => (b"true", false),
+            Value::Bool(false) => (b"false", false),
+            Value::I64(v) if *v >= 0 => return self.attr_u64(key, *v as u64),
+            Value::U64(v) => return self.attr_u64(key, *v),
+            _ => return value.write_json(self.key(key)),
+        };
+        if needs_escape(key.as_bytes()) || quoted && needs_escape(text) {
+            return value.write_json(self.key(key));
+        }
+        let q = quoted as usize;
+        let n = key.len() + text.len() + 4 + 2 * q;
+        // SAFETY: the key and a string value are whole `str`s, a boolean's text and the
+        // quotes, comma and colon are ASCII, so the string stays UTF-8. `reserve` makes room
+        // for the `n` bytes written after the initialised part, and `set_len` covers exactly
+        // them.
+        unsafe {
+            let v = self.item.json.as_mut_vec();
+            v.reserve(n);
+            let len = v.len();
+            let at = v.as_mut_ptr().add(len);
+            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
+            crate::rt::copy_short(key.as_bytes(), at.add(2));
+            let after_key = at.add(2 + key.len());
+            std::ptr::copy_nonoverlapping(b"\":\"".as_ptr(), after_key, 2 + q);
+            crate::rt::copy_short(text, after_key.add(2 + q));
+            *after_key.add(2 + q + text.len()) = b'"';
+            v.set_len(len + n);
+        }
+    }
+
+    /// `,"key":digits`, with one capacity check when the key needs no escaping.
+    #[inline]
+    fn attr_u64(&mut self, key: &str, v: u64) {
+        if needs_escape(key.as_bytes()) {
+            return crate::schema::push_u64(self.key(key), v);
+        }
+        let digits = crate::schema::decimal_len(v);
+        let n = key.len() + 4 + digits;
+        // SAFETY: a whole `str`, ASCII punctuation and digits keep the string UTF-8.
+        // `reserve` makes room for the `n` bytes written after the initialised part, and
+        // `set_len` covers exactly them.
+        unsafe {
+            let buf = self.item.json.as_mut_vec();
+            buf.reserve(n);
+            let len = buf.len();
+            let at = buf.as_mut_ptr().add(len);
+            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
+            crate::rt::copy_short(key.as_bytes(), at.add(2));
+            std::ptr::copy_nonoverlapping(b"\":".as_ptr(), at.add(2 + key.len()), 2);
+            crate::schema::write_decimal(at.add(4 + key.len()), v, digits);
+            buf.set_len(len + n);
+        }
     }
 
     /// Starts one of Beacon's own fields, whose key needs no escaping: writes `,"key":`.
@@ -395,6 +457,59 @@ mod pool {
             if buf.capacity() <= KEEP_CAPACITY {
                 buf.clear();
                 shared.push(buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_encode_as_json_whatever_path_they_take() {
+        let keys = [
+            "k",
+            "plan",
+            "http.status",
+            "a key with \"quotes\"",
+            "tab\there",
+            "ключ",
+        ];
+        let values: Vec<Value<'_>> = vec![
+            Value::from("x"),
+            Value::from(""),
+            Value::from("a longer value than thirty-two bytes, to be copied"),
+            Value::from("needs \\ escaping \" and \n"),
+            Value::from("ünïcödé"),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::I64(0),
+            Value::I64(-1),
+            Value::I64(i64::MIN),
+            Value::I64(i64::MAX),
+            Value::U64(u64::MAX),
+            Value::U64(7),
+            Value::F64(1.5),
+            Value::F64(f64::NAN),
+            Value::Null,
+        ];
+        for key in keys {
+            for value in &values {
+                let mut w = Item::writer(0, 0, "t", "n");
+                w.attr(key, value);
+                let item = w.finish();
+                let parsed: serde_json::Value = serde_json::from_str(item.json())
+                    .unwrap_or_else(|e| panic!("{key:?} = {value:?}: {e}: {}", item.json()));
+                let expected = match value {
+                    Value::Str(s) => serde_json::json!(s),
+                    Value::Bool(b) => serde_json::json!(b),
+                    Value::I64(v) => serde_json::json!(v),
+                    Value::U64(v) => serde_json::json!(v),
+                    Value::F64(v) if v.is_finite() => serde_json::json!(v),
+                    Value::F64(_) | Value::Null => serde_json::Value::Null,
+                };
+                assert_eq!(parsed[key], expected, "{key:?} = {value:?}");
             }
         }
     }

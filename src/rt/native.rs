@@ -373,8 +373,11 @@ pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
             let x = get(pa as *const u32) ^ get(pb as *const u32);
             let y = get(pa.add(n - 4) as *const u32) ^ get(pb.add(n - 4) as *const u32);
             (x | y) == 0
+        } else if n > 0 {
+            // The first, middle and last bytes are every byte of 1 to 3.
+            *pa == *pb && *pa.add(n / 2) == *pb.add(n / 2) && *pa.add(n - 1) == *pb.add(n - 1)
         } else {
-            a == b
+            true
         }
     }
 }
