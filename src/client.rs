@@ -615,38 +615,56 @@ impl Client {
     /// Starts a span, a child of this thread's active span if there is one. It becomes the
     /// active span on this thread until it ends (on [`Span::end`] or drop).
     pub fn span(&self, name: &str) -> Span {
-        self.start_span(name, Self::active())
+        // One visit to the thread's stack: the parent is on top, the new span goes on top.
+        let (cx, parent) = ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            let parent = a.last().copied();
+            let cx = self.new_ids(parent);
+            a.push(cx);
+            (cx, parent)
+        });
+        self.start_span(name, cx, parent)
     }
 
     /// Starts a span continuing a remote trace (e.g. from a `traceparent` header).
     pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span {
-        self.start_span(name, Some(Ids::of(parent)))
+        let parent = Ids::of(parent);
+        let cx = self.new_ids(Some(parent));
+        ACTIVE.with(|a| a.borrow_mut().push(cx));
+        self.start_span(name, cx, Some(parent))
     }
 
-    fn start_span(&self, name: &str, parent: Option<Ids>) -> Span {
-        let sampled = match (&parent, self.shared()) {
-            (_, None) => false,
-            (Some(p), _) => p.sampled,
-            (None, Some(s)) => {
-                let r = s.rate_for(types::SPAN);
-                r >= 1.0 || crate::random::keep(r)
+    /// The ids of a new span: the parent's trace, or a new one (sampled at the client's span
+    /// rate) for a root.
+    #[inline]
+    fn new_ids(&self, parent: Option<Ids>) -> Ids {
+        match (parent, self.shared()) {
+            (Some(p), _) => Ids {
+                trace: p.trace,
+                span: crate::random::span_id(),
+                sampled: p.sampled && self.shared().is_some(),
+            },
+            (None, s) => {
+                let (trace, span) = crate::random::trace_and_span_id();
+                let sampled = s.is_some_and(|s| {
+                    let r = s.rate_for(types::SPAN);
+                    r >= 1.0 || crate::random::keep(r)
+                });
+                Ids {
+                    trace,
+                    span,
+                    sampled,
+                }
             }
-        };
-        let (trace, span) = match parent {
-            Some(p) => (p.trace, crate::random::span_id()),
-            None => crate::random::trace_and_span_id(),
-        };
-        let cx = Ids {
-            trace,
-            span,
-            sampled,
-        };
-        ACTIVE.with(|a| a.borrow_mut().push(cx));
+        }
+    }
+
+    fn start_span(&self, name: &str, cx: Ids, parent: Option<Ids>) -> Span {
         let invalid = schema::check_name(name).is_err();
         // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
         // they are set, the client's attributes, duration and status when it ends.
         let (now_ms, start_us) = rt::now_unix_ms_and_mono_us();
-        let item = (sampled && !invalid).then(|| {
+        let item = (cx.sampled && !invalid).then(|| {
             let mut w = self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256);
             w.hex(fields::TRACE_ID, cx.trace, 16);
             w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
@@ -943,7 +961,7 @@ impl Span {
             .write_attrs(&mut w, !overridden.is_empty(), |i, _| {
                 overridden.contains(&i)
             });
-        crate::data::value::write_ms_from_us(w.field(fields::DURATION_MS), duration_us);
+        w.ms_from_us(fields::DURATION_MS, duration_us);
         w.word(fields::STATUS, self.status.as_str());
         if let SpanStatus::Error(m) = &self.status {
             w.str(fields::STATUS_MESSAGE, m);
@@ -1004,7 +1022,7 @@ impl Drop for Timer {
         let rate = self.rate;
         client.emit(types::METRIC, &self.name, rt::now_unix_ms(), &[], |w| {
             w.word(fields::METRIC_TYPE, MetricType::Timer.as_str());
-            crate::data::value::write_ms_from_us(w.field(fields::VALUE), us);
+            w.ms_from_us(fields::VALUE, us);
             w.word(fields::UNIT, "ms");
             write_f64(w.field(fields::RATE), rate);
         });

@@ -251,6 +251,47 @@ impl ItemWriter {
         push3(self.field(key), b"\"", word, b"\"");
     }
 
+    /// Writes `,"key":<ms>` for one of Beacon's own fields and a duration given in
+    /// microseconds, as milliseconds with up to three decimals (`12.345`, `12.5`, `12`),
+    /// with one capacity check.
+    #[inline]
+    pub(crate) fn ms_from_us(&mut self, key: &str, us: u64) {
+        debug_assert!(!needs_escape(key.as_bytes()));
+        let (whole, frac) = (us / 1000, us % 1000);
+        let digits = crate::schema::decimal_len(whole);
+        // The fraction's digits, trailing zeros left out.
+        let decimals = match frac {
+            0 => 0,
+            f if f % 100 == 0 => 1,
+            f if f % 10 == 0 => 2,
+            _ => 3,
+        };
+        let n = key.len() + 4 + digits + decimals + (decimals > 0) as usize;
+        // SAFETY: a key that needs no escaping (ASCII, checked above in debug builds), ASCII
+        // punctuation and digits keep the string UTF-8. `reserve` makes room for the `n`
+        // bytes written after the initialised part, and `set_len` covers exactly them.
+        unsafe {
+            let buf = self.item.json.as_mut_vec();
+            buf.reserve(n);
+            let len = buf.len();
+            let at = buf.as_mut_ptr().add(len);
+            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
+            crate::rt::copy_short(key.as_bytes(), at.add(2));
+            std::ptr::copy_nonoverlapping(b"\":".as_ptr(), at.add(2 + key.len()), 2);
+            let at = at.add(4 + key.len());
+            crate::schema::write_decimal(at, whole, digits);
+            if decimals > 0 {
+                *at.add(digits) = b'.';
+                let mut f = frac / [1, 100, 10, 1][decimals];
+                for i in (1..=decimals).rev() {
+                    *at.add(digits + i) = b'0' + (f % 10) as u8;
+                    f /= 10;
+                }
+            }
+            buf.set_len(len + n);
+        }
+    }
+
     /// Writes `,"key":"value"` for one of Beacon's own fields.
     pub(crate) fn str(&mut self, key: &str, value: &str) {
         write_json_str(self.field(key), value);
@@ -511,6 +552,31 @@ mod tests {
                 };
                 assert_eq!(parsed[key], expected, "{key:?} = {value:?}");
             }
+        }
+    }
+
+    #[test]
+    fn durations_keep_up_to_three_decimals_without_trailing_zeros() {
+        for (us, text) in [
+            (0, "0"),
+            (1, "0.001"),
+            (10, "0.01"),
+            (100, "0.1"),
+            (999, "0.999"),
+            (1_000, "1"),
+            (1_500, "1.5"),
+            (12_340, "12.34"),
+            (12_345, "12.345"),
+            (1_000_001, "1000.001"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            let mut w = Item::writer(0, 0, "t", "n");
+            w.ms_from_us("d", us);
+            let json = w.finish().into_json();
+            assert!(
+                json.ends_with(&format!(",\"d\":{text}}}")),
+                "{us} µs: {json}"
+            );
         }
     }
 }
