@@ -677,11 +677,14 @@ impl Client {
         Span {
             client: self.clone(),
             item,
-            cx,
+            trace: [cx.trace as u64, (cx.trace >> 64) as u64],
+            span_id: cx.span,
             start_us,
-            overridden: Vec::new(),
+            overridden: Overridden::default(),
+            status_message: None,
+            status: SpanStatus::Unset.code(),
+            sampled: cx.sampled,
             invalid,
-            status: SpanStatus::Unset,
             ended: false,
         }
     }
@@ -875,30 +878,85 @@ impl Ids {
     }
 }
 
+/// The indexes of a client's attributes that a span's own attributes replace: a bit each for
+/// the first 64, a list for the rest (a client with that many attributes is rare).
+#[derive(Default)]
+struct Overridden {
+    first: u64,
+    // Boxed: one pointer in the span instead of a vector's three words.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<usize>>>,
+}
+
+impl Overridden {
+    fn insert(&mut self, i: usize) {
+        if i < 64 {
+            self.first |= 1 << i;
+        } else {
+            let rest = self.rest.get_or_insert_with(Default::default);
+            if !rest.contains(&i) {
+                rest.push(i);
+            }
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        if i < 64 {
+            self.first >> i & 1 == 1
+        } else {
+            self.rest.as_ref().is_some_and(|rest| rest.contains(&i))
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first == 0 && self.rest.is_none()
+    }
+}
+
+// See `Span`'s doc comment.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Span>() <= 128);
+
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
+///
+/// Its fields are kept within 128 bytes: moving a larger span (into [`Span::end`], out of
+/// [`Client::span`]) was a call to `memcpy`.
 pub struct Span {
     client: Client,
     /// The item being written; `None` when the span is not sampled or its name is invalid.
     item: Option<ItemWriter>,
-    cx: Ids,
+    /// The trace id's low and high 64 bits.
+    trace: [u64; 2],
+    span_id: u64,
     /// When it started, on [`rt::mono_us`]'s clock.
     start_us: u64,
-    /// Indexes of the client's attributes that the span's own attributes replace.
-    overridden: Vec<usize>,
+    overridden: Overridden,
+    /// The message of an error status.
+    status_message: Option<Box<str>>,
+    /// [`SpanStatus::code`].
+    status: u8,
+    sampled: bool,
     invalid: bool,
-    status: SpanStatus,
     ended: bool,
 }
 
 impl Span {
+    fn ids(&self) -> Ids {
+        Ids {
+            trace: u128::from(self.trace[1]) << 64 | u128::from(self.trace[0]),
+            span: self.span_id,
+            sampled: self.sampled,
+        }
+    }
+
     /// The span's context (for `traceparent` propagation).
     pub fn context(&self) -> SpanContext {
-        self.cx.context()
+        self.ids().context()
     }
 
     /// The W3C `traceparent` header value for outgoing requests.
     pub fn traceparent(&self) -> String {
-        self.cx.context().traceparent()
+        self.context().traceparent()
     }
 
     /// Sets an attribute.
@@ -909,9 +967,7 @@ impl Span {
         }
         if let Some(w) = &mut self.item {
             if let Some(i) = self.client.inner.ctx.index_of(key) {
-                if !self.overridden.contains(&i) {
-                    self.overridden.push(i);
-                }
+                self.overridden.insert(i);
             }
             w.attr(key, &value.into());
         }
@@ -920,7 +976,11 @@ impl Span {
 
     /// Sets the status.
     pub fn set_status(&mut self, status: SpanStatus) -> &mut Self {
-        self.status = status;
+        self.status = status.code();
+        self.status_message = match status {
+            SpanStatus::Error(m) => Some(m.into_boxed_str()),
+            _ => None,
+        };
         self
     }
 
@@ -935,7 +995,7 @@ impl Span {
             return;
         }
         self.ended = true;
-        let id = self.cx.span;
+        let id = self.span_id;
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
             if let Some(pos) = a.iter().rposition(|c| c.span == id) {
@@ -959,11 +1019,11 @@ impl Span {
             .inner
             .ctx
             .write_attrs(&mut w, !overridden.is_empty(), |i, _| {
-                overridden.contains(&i)
+                overridden.contains(i)
             });
         w.ms_from_us(fields::DURATION_MS, duration_us);
-        w.word(fields::STATUS, self.status.as_str());
-        if let SpanStatus::Error(m) = &self.status {
+        w.word(fields::STATUS, SpanStatus::name_of(self.status));
+        if let Some(m) = &self.status_message {
             w.str(fields::STATUS_MESSAGE, m);
         }
         s.pipeline.push(w.finish());
@@ -993,7 +1053,7 @@ impl fmt::Debug for Span {
         let name = self.item.as_ref().map(ItemWriter::event_name);
         f.debug_struct("Span")
             .field("name", &name.as_deref().unwrap_or(""))
-            .field("traceparent", &self.cx.context().traceparent())
+            .field("traceparent", &self.traceparent())
             .finish()
     }
 }

@@ -961,6 +961,54 @@ fn drop_oldest_reaches_items_still_staged_by_the_recording_thread() {
 }
 
 #[test]
+fn span_attributes_replace_any_of_many_client_attributes_once() {
+    // Seventy client attributes: a span keeps the replaced ones apart in a bit set for the
+    // first 64 and a list for the rest; both kinds must be written once, with the span's value.
+    let mem = MemoryTransport::new();
+    let mut b = Client::builder()
+        .transport(mem.clone())
+        .batch_config(slow_ticks());
+    for i in 0..70 {
+        b = b.attr(format!("a{i}"), i);
+    }
+    let client = b.build().unwrap();
+    {
+        let mut span = client.span("many");
+        span.set_attr("a3", "mine").set_attr("a66", "mine too");
+    }
+    client.span("plain").end();
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let items = mem.items();
+    let many = items.iter().find(|i| i.event_name() == "many").unwrap();
+    let v = many.to_value();
+    assert_eq!(
+        (v["a3"].as_str(), v["a66"].as_str()),
+        (Some("mine"), Some("mine too"))
+    );
+    assert_eq!(
+        (&v["a2"], &v["a65"], &v["a69"]),
+        (&Json::from(2), &Json::from(65), &Json::from(69))
+    );
+    for key in ["\"a3\":", "\"a66\":", "\"a65\":"] {
+        assert_eq!(
+            many.json().matches(key).count(),
+            1,
+            "{key} in {}",
+            many.json()
+        );
+    }
+    let plain = items
+        .iter()
+        .find(|i| i.event_name() == "plain")
+        .unwrap()
+        .to_value();
+    assert_eq!(
+        (&plain["a3"], &plain["a66"]),
+        (&Json::from(3), &Json::from(66))
+    );
+}
+
+#[test]
 fn span_start_times_follow_the_wall_clock() {
     // A span's start is read from the monotonic clock plus a wall-clock offset each thread
     // refreshes once a second: its event_time must still be the wall-clock time of the

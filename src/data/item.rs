@@ -6,6 +6,9 @@ pub(crate) use pool::recycle;
 use crate::data::Value;
 use crate::schema::{needs_escape, push3, write_json_str, write_own_header};
 
+/// [`Item::unstamped_ms`] of an item whose id and time are written.
+const STAMPED: u64 = u64::MAX;
+
 /// One encoded item: a complete JSON object in the shared schema, ready to send.
 ///
 /// Items are encoded once, when recorded; the batching core and the transports only move
@@ -15,9 +18,10 @@ pub struct Item {
     json: String,
     ty: (u32, u32),
     name: (u32, u32),
-    /// Set while the envelope's `event_id` and `event_time` are placeholders: the item's time
-    /// in Unix ms. [`Item::stamp`] writes them when the item leaves the queue.
-    unstamped_ms: Option<u64>,
+    /// While the envelope's `event_id` and `event_time` are placeholders, the item's time in
+    /// Unix ms, which [`Item::stamp`] writes when the item leaves the queue; [`STAMPED`] once
+    /// they are written (a sentinel rather than an `Option`, which would take 8 more bytes).
+    unstamped_ms: u64,
 }
 
 impl Item {
@@ -35,7 +39,7 @@ impl Item {
             json,
             ty: (t.start as u32, t.end as u32),
             name: (n.start as u32, n.end as u32),
-            unstamped_ms: Some(time_ms),
+            unstamped_ms: time_ms.min(STAMPED - 1),
         };
         ItemWriter { item }
     }
@@ -45,9 +49,10 @@ impl Item {
     /// threads do not pay for the id's randomness and the time's formatting; the encoded size
     /// does not change. A requeued item keeps its id.
     pub(crate) fn stamp(&mut self) {
-        let Some(ms) = self.unstamped_ms.take() else {
+        let ms = std::mem::replace(&mut self.unstamped_ms, STAMPED);
+        if ms == STAMPED {
             return;
-        };
+        }
         let id = crate::random::event_id(ms);
         let time = crate::schema::rfc3339_ms_bytes(ms);
         crate::schema::fill_own_header(&mut self.json, &id, &time);
@@ -99,7 +104,7 @@ impl Item {
             json,
             ty,
             name,
-            unstamped_ms: None,
+            unstamped_ms: STAMPED,
         }
     }
 

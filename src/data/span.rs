@@ -95,10 +95,25 @@ pub enum SpanStatus {
 impl SpanStatus {
     /// The name on the wire: `unset`, `ok` or `error`.
     pub fn as_str(&self) -> &'static str {
+        Self::name_of(self.code())
+    }
+
+    /// The status without its message, as a number (a span in progress keeps the message
+    /// apart, to stay small).
+    pub(crate) fn code(&self) -> u8 {
         match self {
-            SpanStatus::Unset => "unset",
-            SpanStatus::Ok => "ok",
-            SpanStatus::Error(_) => "error",
+            SpanStatus::Unset => 0,
+            SpanStatus::Ok => 1,
+            SpanStatus::Error(_) => 2,
+        }
+    }
+
+    /// The name on the wire of a [`SpanStatus::code`].
+    pub(crate) fn name_of(code: u8) -> &'static str {
+        match code {
+            1 => "ok",
+            2 => "error",
+            _ => "unset",
         }
     }
 }
