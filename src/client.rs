@@ -615,34 +615,21 @@ impl Client {
     /// Starts a span, a child of this thread's active span if there is one. It becomes the
     /// active span on this thread until it ends (on [`Span::end`] or drop).
     pub fn span(&self, name: &str) -> Span {
-        // One visit to the thread's stack: the parent is on top, the new span goes on top.
-        let (cx, parent) = ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            let parent = a.last().copied();
-            let cx = self.new_ids(parent);
-            a.push(cx);
-            (cx, parent)
-        });
-        self.start_span(name, cx, parent)
+        self.start_span(name, Self::active())
     }
 
     /// Starts a span continuing a remote trace (e.g. from a `traceparent` header).
     pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span {
-        let parent = Ids::of(parent);
-        let cx = self.new_ids(Some(parent));
-        ACTIVE.with(|a| a.borrow_mut().push(cx));
-        self.start_span(name, cx, Some(parent))
+        self.start_span(name, Some(Ids::of(parent)))
     }
 
-    /// The ids of a new span: the parent's trace, or a new one (sampled at the client's span
-    /// rate) for a root.
-    #[inline]
-    fn new_ids(&self, parent: Option<Ids>) -> Ids {
-        match (parent, self.shared()) {
-            (Some(p), _) => Ids {
+    fn start_span(&self, name: &str, parent: Option<Ids>) -> Span {
+        // The parent's trace, or a new one (sampled at the client's span rate) for a root.
+        let cx = match (parent, self.shared()) {
+            (Some(p), s) => Ids {
                 trace: p.trace,
                 span: crate::random::span_id(),
-                sampled: p.sampled && self.shared().is_some(),
+                sampled: p.sampled && s.is_some(),
             },
             (None, s) => {
                 let (trace, span) = crate::random::trace_and_span_id();
@@ -656,10 +643,8 @@ impl Client {
                     sampled,
                 }
             }
-        }
-    }
-
-    fn start_span(&self, name: &str, cx: Ids, parent: Option<Ids>) -> Span {
+        };
+        ACTIVE.with(|a| a.borrow_mut().push(cx));
         let invalid = schema::check_name(name).is_err();
         // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
         // they are set, the client's attributes, duration and status when it ends.

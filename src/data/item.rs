@@ -181,8 +181,12 @@ impl ItemWriter {
     /// Writes `,"key":value`. A string value, an integer or a boolean that need no escaping
     /// are written with one capacity check and without calls; anything else goes through
     /// [`ItemWriter::key`] and [`Value::write_json`].
-    #[inline]
+    #[cfg_attr(not(target_arch = "wasm32"), inline)]
     pub(crate) fn attr(&mut self, key: &str, value: &Value<'_>) {
+        if cfg!(target_arch = "wasm32") {
+            // The browser build keeps the general path only: its size matters more.
+            return value.write_json(self.key(key));
+        }
         let (text, quoted): (&[u8], bool) = match value {
             Value::Str(s) => (s.as_bytes(), true),
             Value::Bool(true) => (b"true", false),
@@ -216,7 +220,7 @@ impl ItemWriter {
     }
 
     /// `,"key":digits`, with one capacity check when the key needs no escaping.
-    #[inline]
+    #[cfg_attr(not(target_arch = "wasm32"), inline)]
     fn attr_u64(&mut self, key: &str, v: u64) {
         if needs_escape(key.as_bytes()) {
             return crate::schema::push_u64(self.key(key), v);
@@ -259,10 +263,14 @@ impl ItemWriter {
     /// Writes `,"key":<ms>` for one of Beacon's own fields and a duration given in
     /// microseconds, as milliseconds with up to three decimals (`12.345`, `12.5`, `12`),
     /// with one capacity check.
-    #[inline]
+    #[cfg_attr(not(target_arch = "wasm32"), inline)]
     pub(crate) fn ms_from_us(&mut self, key: &str, us: u64) {
         debug_assert!(!needs_escape(key.as_bytes()));
         let (whole, frac) = (us / 1000, us % 1000);
+        if cfg!(target_arch = "wasm32") {
+            // The browser build keeps the short path: its size matters more.
+            return push_ms(self.field(key), whole, frac);
+        }
         let digits = crate::schema::decimal_len(whole);
         // The fraction's digits, trailing zeros left out.
         let decimals = match frac {
@@ -305,7 +313,7 @@ impl ItemWriter {
     /// Writes `,"key":"<lowercase hex>"` for one of Beacon's own fields (a key that needs no
     /// escaping) and an id of `bytes` bytes (8 or 16; the id's little-endian bytes, first byte
     /// first), with one capacity check.
-    #[inline]
+    #[cfg_attr(not(target_arch = "wasm32"), inline)]
     pub(crate) fn hex(&mut self, key: &str, id: u128, bytes: usize) {
         debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes, 8 | 16));
         let digits = 2 * bytes;
@@ -334,7 +342,7 @@ impl ItemWriter {
     }
 
     /// Writes a pre-encoded fragment (`,"key":value` pairs) as is.
-    #[inline]
+    #[cfg_attr(not(target_arch = "wasm32"), inline)]
     pub(crate) fn raw(&mut self, fragment: &str) {
         // Short fragments (a service name) without a call to `memcpy`.
         push3(&mut self.item.json, b"", fragment, b"");
@@ -344,6 +352,24 @@ impl ItemWriter {
     pub(crate) fn finish(mut self) -> Item {
         self.item.json.push('}');
         self.item
+    }
+}
+
+/// `whole[.fff]` milliseconds, trailing zeros of the fraction left out, through `push_u64`
+/// (the browser build's [`ItemWriter::ms_from_us`]; natively it writes in place).
+fn push_ms(out: &mut String, whole: u64, frac: u64) {
+    crate::schema::push_u64(out, whole);
+    if frac != 0 {
+        // `1fff` with its `1` turned into the point, then the trailing zeros off.
+        crate::schema::push_u64(out, 1000 + frac % 1000);
+        // SAFETY: an ASCII byte replaces an ASCII digit; the string stays UTF-8.
+        unsafe {
+            let v = out.as_mut_vec();
+            let n = v.len();
+            v[n - 4] = b'.';
+        }
+        let keep = out.bytes().rposition(|b| b != b'0').map_or(0, |i| i + 1);
+        out.truncate(keep);
     }
 }
 
@@ -582,6 +608,10 @@ mod tests {
                 json.ends_with(&format!(",\"d\":{text}}}")),
                 "{us} µs: {json}"
             );
+            // The browser build's path.
+            let mut out = String::from("d=");
+            push_ms(&mut out, us / 1000, us % 1000);
+            assert_eq!(out, format!("d={text}"), "{us} µs, browser path");
         }
     }
 }
