@@ -927,6 +927,16 @@ mod tests {
     }
 
     #[test]
+    fn times_within_one_second_keep_their_milliseconds() {
+        // Natively the seconds are formatted once and the milliseconds filled in per call.
+        for ms in 1_795_314_569_990..1_795_314_572_010u64 {
+            let s = format_rfc3339_ms(ms);
+            assert_eq!(parse_rfc3339_ms(&s), Some(ms), "{s}");
+            assert_eq!(&s[19..], format!(".{:03}Z", ms % 1000), "{s}");
+        }
+    }
+
+    #[test]
     fn time_offsets_and_fractions() {
         assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
