@@ -18,18 +18,23 @@ thread_local! {
     static FAST: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Ten bytes from the operating system's generator, for a UUIDv7.
-pub(crate) fn uuid_bytes() -> [u8; 10] {
+/// Ten bytes from the operating system's generator, for a UUIDv7: the first eight as a
+/// little-endian word, the last two as a half-word (read as numbers, so they reach the id's
+/// formatting in registers).
+pub(crate) fn uuid_bits() -> (u64, u16) {
     OS.with(|os| {
         let mut os = os.borrow_mut();
         if os.pos + 10 > BUF {
             rt::fill_random(&mut os.buf);
             os.pos = 0;
         }
-        let mut out = [0u8; 10];
-        out.copy_from_slice(&os.buf[os.pos..os.pos + 10]);
+        let at = os.pos;
         os.pos += 10;
-        out
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&os.buf[at..at + 8]);
+        let mut half = [0u8; 2];
+        half.copy_from_slice(&os.buf[at + 8..at + 10]);
+        (u64::from_le_bytes(word), u16::from_le_bytes(half))
     })
 }
 
@@ -98,10 +103,4 @@ pub(crate) fn trace_and_span_id() -> (u128, u64) {
             return (trace, c);
         }
     }
-}
-
-/// A new UUIDv7 for `event_id`, time-ordered by `unix_ms`, as hyphenated lowercase hex.
-#[inline]
-pub(crate) fn event_id(unix_ms: u64) -> [u8; 36] {
-    crate::schema::uuid_v7(unix_ms, &uuid_bytes())
 }

@@ -53,9 +53,8 @@ impl Item {
         if ms == STAMPED {
             return;
         }
-        let id = crate::random::event_id(ms);
         let time = crate::schema::rfc3339_ms_bytes(ms);
-        crate::schema::fill_own_header(&mut self.json, &id, &time);
+        crate::schema::fill_own_header(&mut self.json, ms, crate::random::uuid_bits(), &time);
     }
 
     /// Stamps every item (see [`Item::stamp`]). The headers were last written on the
