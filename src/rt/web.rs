@@ -513,7 +513,7 @@ pub fn now_unix_ms_coarse() -> u64 {
 }
 
 /// The hasher for series and bucket keys: 64-bit FNV-1a, a few bytes of code (the browser
-/// holds few series, and `FxHasher`'s word-at-a-time loop is larger).
+/// holds few series, and the native word-at-a-time hasher is larger).
 pub(crate) struct SeriesHasher(u64);
 
 impl Default for SeriesHasher {
