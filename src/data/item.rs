@@ -198,23 +198,16 @@ impl ItemWriter {
             return value.write_json(self.key(key));
         }
         let q = quoted as usize;
-        let n = key.len() + text.len() + 4 + 2 * q;
-        // SAFETY: the key and a string value are whole `str`s, a boolean's text and the
-        // quotes, comma and colon are ASCII, so the string stays UTF-8. `reserve` makes room
-        // for the `n` bytes written after the initialised part, and `set_len` covers exactly
-        // them.
+        // SAFETY: a string value is a whole `str` (a boolean's text is ASCII), written in
+        // exactly `text.len() + 2 * q` bytes: its quotes only when it has them.
         unsafe {
-            let v = self.item.json.as_mut_vec();
-            v.reserve(n);
-            let len = v.len();
-            let at = v.as_mut_ptr().add(len);
-            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
-            crate::rt::copy_short(key.as_bytes(), at.add(2));
-            let after_key = at.add(2 + key.len());
-            std::ptr::copy_nonoverlapping(b"\":\"".as_ptr(), after_key, 2 + q);
-            crate::rt::copy_short(text, after_key.add(2 + q));
-            *after_key.add(2 + q + text.len()) = b'"';
-            v.set_len(len + n);
+            self.keyed(key, text.len() + 2 * q, |at| {
+                if quoted {
+                    *at = b'"';
+                    *at.add(1 + text.len()) = b'"';
+                }
+                crate::rt::copy_short(text, at.add(q));
+            });
         }
     }
 
@@ -225,20 +218,39 @@ impl ItemWriter {
             return crate::schema::push_u64(self.key(key), v);
         }
         let digits = crate::schema::decimal_len(v);
-        let n = key.len() + 4 + digits;
-        // SAFETY: a whole `str`, ASCII punctuation and digits keep the string UTF-8.
-        // `reserve` makes room for the `n` bytes written after the initialised part, and
-        // `set_len` covers exactly them.
+        // SAFETY: `write_decimal` writes exactly the `digits` ASCII digits of `v`.
+        unsafe {
+            self.keyed(key, digits, |at| {
+                crate::schema::write_decimal(at, v, digits)
+            })
+        }
+    }
+
+    /// Writes `,"key":` and a value of `len` bytes that `write` stores at the pointer it is
+    /// given, with one capacity check and without calls: the shared part of
+    /// [`ItemWriter::attr`], [`ItemWriter::ms_from_us`] and [`ItemWriter::hex`]. The key must
+    /// need no escaping.
+    ///
+    /// # Safety
+    ///
+    /// `write` must initialise exactly the `len` bytes at the pointer, with valid UTF-8 (it
+    /// may write the first byte and overwrite it, as long as all `len` end up written).
+    #[inline(always)]
+    unsafe fn keyed(&mut self, key: &str, len: usize, write: impl FnOnce(*mut u8)) {
+        debug_assert!(!needs_escape(key.as_bytes()));
+        let n = key.len() + 4 + len;
+        // SAFETY: the key is a whole `str` and the punctuation ASCII, and the caller vouches
+        // for the value, so the string stays UTF-8. `reserve` makes room for the `n` bytes
+        // written after the initialised part, and `set_len` covers exactly them.
         unsafe {
             let buf = self.item.json.as_mut_vec();
             buf.reserve(n);
-            let len = buf.len();
-            let at = buf.as_mut_ptr().add(len);
+            let at = buf.as_mut_ptr().add(buf.len());
             std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
             crate::rt::copy_short(key.as_bytes(), at.add(2));
             std::ptr::copy_nonoverlapping(b"\":".as_ptr(), at.add(2 + key.len()), 2);
-            crate::schema::write_decimal(at.add(4 + key.len()), v, digits);
-            buf.set_len(len + n);
+            write(at.add(4 + key.len()));
+            buf.set_len(buf.len() + n);
         }
     }
 
@@ -278,29 +290,21 @@ impl ItemWriter {
             f if f % 10 == 0 => 2,
             _ => 3,
         };
-        let n = key.len() + 4 + digits + decimals + (decimals > 0) as usize;
-        // SAFETY: a key that needs no escaping (ASCII, checked above in debug builds), ASCII
-        // punctuation and digits keep the string UTF-8. `reserve` makes room for the `n`
-        // bytes written after the initialised part, and `set_len` covers exactly them.
+        let len = digits + decimals + (decimals > 0) as usize;
+        // SAFETY: the digits, and the point and the decimals when there is a fraction, are
+        // exactly `len` ASCII bytes.
         unsafe {
-            let buf = self.item.json.as_mut_vec();
-            buf.reserve(n);
-            let len = buf.len();
-            let at = buf.as_mut_ptr().add(len);
-            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
-            crate::rt::copy_short(key.as_bytes(), at.add(2));
-            std::ptr::copy_nonoverlapping(b"\":".as_ptr(), at.add(2 + key.len()), 2);
-            let at = at.add(4 + key.len());
-            crate::schema::write_decimal(at, whole, digits);
-            if decimals > 0 {
-                *at.add(digits) = b'.';
-                let mut f = frac / [1, 100, 10, 1][decimals];
-                for i in (1..=decimals).rev() {
-                    *at.add(digits + i) = b'0' + (f % 10) as u8;
-                    f /= 10;
+            self.keyed(key, len, |at| {
+                crate::schema::write_decimal(at, whole, digits);
+                if decimals > 0 {
+                    *at.add(digits) = b'.';
+                    let mut f = frac / [1, 100, 10, 1][decimals];
+                    for i in (1..=decimals).rev() {
+                        *at.add(digits + i) = b'0' + (f % 10) as u8;
+                        f /= 10;
+                    }
                 }
-            }
-            buf.set_len(len + n);
+            });
         }
     }
 
@@ -316,22 +320,13 @@ impl ItemWriter {
     pub(crate) fn hex(&mut self, key: &str, id: u128, bytes: usize) {
         debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes, 8 | 16));
         let digits = 2 * bytes;
-        let n = key.len() + digits + 6;
-        // SAFETY: ASCII (the key passed `needs_escape`'s check and is a `str`; quotes, colon
-        // and hex digits) keeps the string UTF-8. `reserve` makes room for the `n` bytes
-        // written after the initialised part, and `set_len` covers exactly them.
+        // SAFETY: two quotes around `digits` hex digits are exactly `digits + 2` ASCII bytes.
         unsafe {
-            let v = self.item.json.as_mut_vec();
-            v.reserve(n);
-            let len0 = v.len();
-            let at = v.as_mut_ptr().add(len0);
-            std::ptr::copy_nonoverlapping(b",\"".as_ptr(), at, 2);
-            crate::rt::copy_short(key.as_bytes(), at.add(2));
-            let after_key = at.add(2 + key.len());
-            std::ptr::copy_nonoverlapping(b"\":\"".as_ptr(), after_key, 3);
-            crate::rt::write_hex(id, bytes, after_key.add(3));
-            *after_key.add(3 + digits) = b'"';
-            v.set_len(len0 + n);
+            self.keyed(key, digits + 2, |at| {
+                *at = b'"';
+                crate::rt::write_hex(id, bytes, at.add(1));
+                *at.add(1 + digits) = b'"';
+            });
         }
     }
 
