@@ -670,7 +670,6 @@ impl Client {
             status: SpanStatus::Unset.code(),
             sampled: cx.sampled,
             invalid,
-            ended: false,
         }
     }
 
@@ -922,7 +921,6 @@ pub struct Span {
     status: u8,
     sampled: bool,
     invalid: bool,
-    ended: bool,
 }
 
 impl Span {
@@ -975,11 +973,8 @@ impl Span {
     #[inline]
     pub fn end(self) {}
 
+    /// Takes the span off this thread's stack and queues its item (from `Drop`, so once).
     fn finish(&mut self) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
         let id = self.span_id;
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();

@@ -518,10 +518,10 @@ pub(crate) fn push3(out: &mut String, pre: &[u8], s: &str, post: &[u8]) {
 /// Appends the decimal digits of `v`, written where they belong. Formatted in a buffer and
 /// copied, as `itoa` does, the copy's wide loads would wait for the narrow stores that wrote
 /// the digits, a stall on the hottest recording paths.
-#[cfg_attr(not(target_arch = "wasm32"), inline)]
+#[inline]
 pub(crate) fn push_u64(out: &mut String, v: u64) {
-    if cfg!(target_arch = "wasm32") {
-        // The browser build formats with `itoa`, which it carries anyway: smaller.
+    if crate::rt::SMALL_CODE {
+        // `itoa`, which the browser build carries anyway.
         out.push_str(itoa::Buffer::new().format(v));
         return;
     }
@@ -539,12 +539,8 @@ pub(crate) fn push_u64(out: &mut String, v: u64) {
 
 /// The number of decimal digits of `v`: estimated from its bit length, then corrected with
 /// one comparison (`ilog10` takes a chain of them).
-#[cfg_attr(not(target_arch = "wasm32"), inline)]
+#[inline]
 pub(crate) fn decimal_len(v: u64) -> usize {
-    if cfg!(target_arch = "wasm32") {
-        // Smaller code and no table in the browser build.
-        return v.checked_ilog10().unwrap_or(0) as usize + 1;
-    }
     let v = v | 1;
     let bits = 64 - v.leading_zeros() as usize;
     // 1233 / 4096 is just above log10(2): `guess` is the digit count of 2^bits - 1 or one
@@ -569,31 +565,27 @@ static POW10: [u64; 20] = {
 /// # Safety
 ///
 /// `at` must be valid for writes of `n` bytes.
-#[cfg_attr(not(target_arch = "wasm32"), inline)]
+#[inline]
 pub(crate) unsafe fn write_decimal(at: *mut u8, v: u64, n: usize) {
     let (mut v, mut i) = (v, n);
     // SAFETY: every index written is below `n`, inside what the caller vouches for.
     unsafe {
-        if !cfg!(target_arch = "wasm32") {
-            // Two digits at a time natively; the browser build keeps its code small.
-            while i >= 2 {
-                i -= 2;
-                let [hi, lo] = DIGIT_PAIRS[(v % 100) as usize];
-                *at.add(i) = hi;
-                *at.add(i + 1) = lo;
-                v /= 100;
-            }
+        // Two digits at a time.
+        while i >= 2 {
+            i -= 2;
+            let [hi, lo] = DIGIT_PAIRS[(v % 100) as usize];
+            *at.add(i) = hi;
+            *at.add(i + 1) = lo;
+            v /= 100;
         }
-        while i > 0 {
-            i -= 1;
-            *at.add(i) = b'0' + (v % 10) as u8;
-            v /= 10;
+        if i == 1 {
+            *at = b'0' + v as u8;
         }
     }
 }
 
 /// Appends the decimal digits of `v`, with a `-` when it is negative (see [`push_u64`]).
-#[cfg_attr(not(target_arch = "wasm32"), inline)]
+#[inline]
 pub(crate) fn push_i64(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');

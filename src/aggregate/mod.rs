@@ -13,6 +13,10 @@ pub(crate) use hashed::HashedMap;
 /// addition; the ticker takes it to encode what is due. Taking it is one atomic
 /// compare-and-swap and releasing it a plain store, where a std `Mutex` takes a second atomic
 /// read-modify-write to release; a thread that finds it taken yields until it is free.
+///
+/// The ticker holds it while it encodes every due series, and a recording thread that comes
+/// then spins on `sched_yield` for that long, where with a std `Mutex` it slept. Taking the due aggregates out under the lock and encoding them after it
+/// (merging back what the queue refuses) would shorten that; it is not done yet.
 pub(crate) type Lock<T> = spin::mutex::SpinMutex<T, spin::relax::Yield>;
 pub(crate) use metrics::{MetricKind, Metrics};
 pub(crate) use usage::UsageAggregator;

@@ -29,9 +29,9 @@ impl Item {
     /// placeholders for `event_id` and `event_time` (see [`Item::stamp`]). Finish it with
     /// [`ItemWriter::finish`]. `ty` must be a valid `event_type` (see
     /// [`crate::schema::check_type`]).
-    // Inlined natively, so the writer's fields go to where the caller keeps them without a
-    // trip through a returned copy.
-    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    // Inlined, so the writer's fields go to where the caller keeps them without a trip
+    // through a returned copy.
+    #[inline(always)]
     pub(crate) fn writer(capacity: usize, time_ms: u64, ty: &str, name: &str) -> ItemWriter {
         let mut json = pool::buffer(capacity);
         let (t, n) = write_own_header(&mut json, ty, name);
@@ -180,10 +180,9 @@ impl ItemWriter {
     /// Writes `,"key":value`. A string value, an integer or a boolean that need no escaping
     /// are written with one capacity check and without calls; anything else goes through
     /// [`ItemWriter::key`] and [`Value::write_json`].
-    #[cfg_attr(not(target_arch = "wasm32"), inline)]
+    #[inline]
     pub(crate) fn attr(&mut self, key: &str, value: &Value<'_>) {
-        if cfg!(target_arch = "wasm32") {
-            // The browser build keeps the general path only: its size matters more.
+        if crate::rt::SMALL_CODE {
             return value.write_json(self.key(key));
         }
         let (text, quoted): (&[u8], bool) = match value {
@@ -212,7 +211,7 @@ impl ItemWriter {
     }
 
     /// `,"key":digits`, with one capacity check when the key needs no escaping.
-    #[cfg_attr(not(target_arch = "wasm32"), inline)]
+    #[inline]
     fn attr_u64(&mut self, key: &str, v: u64) {
         if needs_escape(key.as_bytes()) {
             return crate::schema::push_u64(self.key(key), v);
@@ -274,12 +273,11 @@ impl ItemWriter {
     /// Writes `,"key":<ms>` for one of Beacon's own fields and a duration given in
     /// microseconds, as milliseconds with up to three decimals (`12.345`, `12.5`, `12`),
     /// with one capacity check.
-    #[cfg_attr(not(target_arch = "wasm32"), inline)]
+    #[inline]
     pub(crate) fn ms_from_us(&mut self, key: &str, us: u64) {
         debug_assert!(!needs_escape(key.as_bytes()));
         let (whole, frac) = (us / 1000, us % 1000);
-        if cfg!(target_arch = "wasm32") {
-            // The browser build keeps the short path: its size matters more.
+        if crate::rt::SMALL_CODE {
             return push_ms(self.field(key), whole, frac);
         }
         let digits = crate::schema::decimal_len(whole);
@@ -316,7 +314,7 @@ impl ItemWriter {
     /// Writes `,"key":"<lowercase hex>"` for one of Beacon's own fields (a key that needs no
     /// escaping) and an id of `bytes` bytes (8 or 16; the id's little-endian bytes, first byte
     /// first), with one capacity check.
-    #[cfg_attr(not(target_arch = "wasm32"), inline)]
+    #[inline]
     pub(crate) fn hex(&mut self, key: &str, id: u128, bytes: usize) {
         debug_assert!(!needs_escape(key.as_bytes()) && matches!(bytes, 8 | 16));
         let digits = 2 * bytes;
@@ -336,7 +334,7 @@ impl ItemWriter {
     }
 
     /// Writes a pre-encoded fragment (`,"key":value` pairs) as is.
-    #[cfg_attr(not(target_arch = "wasm32"), inline)]
+    #[inline]
     pub(crate) fn raw(&mut self, fragment: &str) {
         // Short fragments (a service name) without a call to `memcpy`.
         push3(&mut self.item.json, b"", fragment, b"");

@@ -648,6 +648,10 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
+/// Whether shared code should take its general, smaller paths over its fast ones: natively speed wins
+/// (see `ItemWriter::attr`, `ItemWriter::ms_from_us` and `schema::push_u64`).
+pub(crate) const SMALL_CODE: bool = false;
+
 /// Writes the lowercase hex digits of the first `n` little-endian bytes of `id` (`n` is 8 or
 /// 16), first byte first, at `dst`: with SSE2 (always there on x86-64) all at once, from
 /// registers, elsewhere a byte at a time. The digits go straight to their place: built on the

@@ -460,6 +460,10 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
 }
 
+/// Whether shared code should take its general, smaller paths over its fast ones: in the browser build size wins
+/// (see `ItemWriter::attr`, `ItemWriter::ms_from_us` and `schema::push_u64`).
+pub(crate) const SMALL_CODE: bool = true;
+
 /// Writes the lowercase hex digits of the first `n` little-endian bytes of `id` at `dst`, a
 /// byte at a time.
 ///
