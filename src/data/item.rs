@@ -506,23 +506,30 @@ mod pool {
     }
 
     /// Takes the buffers of items that are done with (delivered or dropped).
+    ///
+    /// What the pool has no room for is freed after the pool's lock is let go. The buffers
+    /// were allocated on the recording threads, so freeing them takes those threads' malloc
+    /// arena locks; doing that under the pool's lock made a recording thread that found the
+    /// pool locked allocate instead, contend for its own arena with the free, and sleep.
     pub(crate) fn recycle(items: Vec<Item>) {
         if !rt::CAN_BLOCK {
             return;
         }
-        let Ok(mut shared) = SHARED.lock() else {
-            return;
-        };
-        for item in items {
-            if shared.len() >= SHARED_MAX {
-                break;
-            }
-            let mut buf = item.json;
-            if buf.capacity() <= KEEP_CAPACITY {
-                buf.clear();
-                shared.push(buf);
+        let mut items = items.into_iter();
+        {
+            let Ok(mut shared) = SHARED.lock() else {
+                return;
+            };
+            let room = SHARED_MAX.saturating_sub(shared.len());
+            for item in items.by_ref().take(room) {
+                let mut buf = item.json;
+                if buf.capacity() <= KEEP_CAPACITY {
+                    buf.clear();
+                    shared.push(buf);
+                }
             }
         }
+        drop(items);
     }
 }
 
