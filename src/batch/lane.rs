@@ -1,27 +1,32 @@
 //! Lanes (natively): each recording thread stages its items in a lane of its own per
-//! pipeline, a single-producer ring that it hands to the shared queue once it holds a group
-//! (at most [`CAPACITY`] items). The flusher gathers what the lanes hold whenever it takes a
-//! batch, so nothing waits in a lane longer than the next flush.
-//!
-//! Only the owning thread adds to a lane, so adding takes no lock and no atomic
-//! read-modify-write: one store publishes the item. A lock serialises only those that take
-//! items out (the flusher, or the owner handing over a group), and a hand-over holds it
-//! while it appends to the shared queue, so each thread's items keep their order.
+//! pipeline. A lane is a block of slots that only its thread fills, so adding takes no lock
+//! and no atomic read-modify-write: one store publishes the item. A full block (at most
+//! [`BLOCK`] items) is set aside in the lane, under the lane's lock, and the thread goes on in
+//! an empty one; its items stay where they were written. The flusher gathers the set-aside
+//! blocks and the current block's items whenever it takes a batch, so nothing waits in a lane
+//! longer than the next flush, and each thread's items keep their order.
 //!
 //! On a two-core machine one shared lock per item made a recording thread wait for cache
-//! lines the flusher held most of the time; see the README's Performance section.
+//! lines the flusher held most of the time. Handing over a group by copying its items into
+//! the shared queue, as lanes first did, still cost the recording thread the copy, the
+//! queue's lock (and, when the flusher held it, a sleep) once per group; setting a block
+//! aside costs a pointer swap. See the README's Performance section.
 
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::data::Item;
 
-/// Most items a lane holds; it hands them over at this many, or fewer (see `limit` in
+/// Most items a block holds; it is set aside at this many, or fewer (see `limit` in
 /// [`Lane::push`]).
-pub(super) const CAPACITY: usize = 64;
+pub(super) const BLOCK: usize = 64;
+/// Most emptied blocks a lane keeps for reuse (3 KiB each). A busy thread fills a few tens
+/// between two gatherings; freeing them on the flusher's thread and allocating new ones on
+/// the recording thread made the two wait for each other's malloc arena.
+const SPARE_MAX: usize = 32;
 
 /// A value on cache lines of its own (two, since neighbouring lines are fetched in pairs).
 #[derive(Default)]
@@ -36,30 +41,71 @@ impl<T> std::ops::Deref for Aligned<T> {
     }
 }
 
+/// Slots for items; which of them hold one is kept beside it (see [`Lane`]).
+struct Block([UnsafeCell<MaybeUninit<Item>>; BLOCK]);
+
+impl Block {
+    fn new() -> Box<Block> {
+        Box::new(Block(std::array::from_fn(|_| {
+            UnsafeCell::new(MaybeUninit::uninit())
+        })))
+    }
+
+    /// Takes the item out of slot `k`.
+    ///
+    /// # Safety
+    /// The slot holds an item (written and visible to this thread) that nothing else reads
+    /// or takes, and it is not read again until written again.
+    unsafe fn take(&self, k: usize) -> Item {
+        // SAFETY: as the caller promises.
+        unsafe { (*self.0[k].get()).assume_init_read() }
+    }
+
+    /// # Safety
+    /// As [`Block::take`], but the item is only looked at.
+    unsafe fn peek(&self, k: usize) -> &Item {
+        // SAFETY: as the caller promises.
+        unsafe { (*self.0[k].get()).assume_init_ref() }
+    }
+}
+
 /// What only the owning thread writes.
 #[derive(Default)]
 struct Producer {
-    /// Items ever added; the next one goes to slot `tail % CAPACITY`.
+    /// Items written into the current block; the next one goes to this slot.
     tail: AtomicUsize,
     /// Items accepted through this lane.
     accepted: AtomicU64,
 }
 
+/// What those who take items out share, under the lane's lock.
+struct Consumer {
+    /// Items of the current block already taken out.
+    head: usize,
+    /// Blocks set aside, oldest first, each with the slots that still hold items.
+    full: VecDeque<(Box<Block>, std::ops::Range<usize>)>,
+    /// Emptied blocks, kept for reuse (at most [`SPARE_MAX`]). Boxed: a block changes
+    /// places as a pointer (it becomes `current`), never as 3 KiB copied.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Block>>,
+}
+
 /// One thread's staged items for one pipeline.
 pub(super) struct Lane {
     producer: Aligned<Producer>,
-    /// Items ever taken out; written only under `consumer`.
-    head: Aligned<AtomicUsize>,
-    consumer: Mutex<()>,
-    slots: Box<[UnsafeCell<MaybeUninit<Item>>]>,
+    /// The block being filled; replaced only by the owning thread, under `consumer`.
+    current: AtomicPtr<Block>,
+    consumer: Mutex<Consumer>,
     /// Set when the pipeline is gone, so the thread can forget the lane.
     orphaned: AtomicBool,
 }
 
-// SAFETY: a slot is written only by the owning thread, and only while it is outside
-// `head..tail` (free); it is read only by a consumer holding `consumer`, and only while it is
-// inside `head..tail` (published by the Release store of `tail`, given back by the Release
-// store of `head`). No slot is ever accessed from two threads at once.
+// SAFETY: a slot of the current block is written only by the owning thread, and only at
+// `tail` or after (free); it is read only under `consumer`, and only before `tail` (published
+// by the Release store of `tail`) and from `head` on (not taken yet). A set-aside block is no
+// longer written; its items are read only under `consumer`. The current block is replaced
+// only under `consumer`, with `tail` and `head` reset there. No slot is ever accessed from
+// two threads at once.
 unsafe impl Sync for Lane {}
 // SAFETY: the items are `Send`; see above for the slots.
 unsafe impl Send for Lane {}
@@ -68,75 +114,137 @@ impl Default for Lane {
     fn default() -> Self {
         Lane {
             producer: Aligned::default(),
-            head: Aligned::default(),
-            consumer: Mutex::new(()),
-            slots: (0..CAPACITY)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-                .collect(),
+            current: AtomicPtr::new(Box::into_raw(Block::new())),
+            consumer: Mutex::new(Consumer {
+                head: 0,
+                full: VecDeque::new(),
+                spare: Vec::new(),
+            }),
             orphaned: AtomicBool::new(false),
         }
     }
 }
 
 impl Lane {
-    /// Adds an item. Only the owning thread may call it (see [`stage`]). Returns how many
-    /// items the lane holds now, or the item back when it already holds `limit` (at most
-    /// [`CAPACITY`]).
-    #[inline]
-    fn push(&self, item: Item, limit: usize) -> Result<usize, Item> {
-        let tail = self.producer.tail.load(Ordering::Relaxed);
-        // Acquire: a consumer's reads of the slots it freed happen before they are reused.
-        let head = self.head.load(Ordering::Acquire);
-        let held = tail.wrapping_sub(head);
-        if held >= limit.min(CAPACITY) {
-            return Err(item);
-        }
-        let slot = &self.slots[tail % CAPACITY];
-        // SAFETY: only this thread writes slots, and this one is free (outside `head..tail`,
-        // since fewer than CAPACITY items are held), so no consumer reads it.
-        unsafe { (*slot.get()).write(item) };
-        self.producer
-            .tail
-            .store(tail.wrapping_add(1), Ordering::Release);
-        let accepted = &self.producer.accepted;
-        accepted.store(accepted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        Ok(held + 1)
+    fn consumer(&self) -> MutexGuard<'_, Consumer> {
+        self.consumer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves every held item, oldest first, to the end of `queue`; returns their bytes.
-    pub(super) fn drain_into(&self, queue: &mut VecDeque<Item>) -> usize {
-        let _consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
-        let head = self.head.load(Ordering::Relaxed);
-        // Acquire: the producer's writes of the published slots happen before these reads.
-        let tail = self.producer.tail.load(Ordering::Acquire);
-        let n = tail.wrapping_sub(head);
+    /// Adds an item. Only the owning thread may call it (see [`stage`]). When the block then
+    /// holds `limit` items (at most [`BLOCK`]), it is set aside: its items are added to
+    /// `set_aside` (under the lane's lock), whose new total is returned.
+    #[inline]
+    fn push(&self, item: Item, limit: usize, set_aside: &AtomicUsize) -> Option<usize> {
+        let limit = limit.clamp(1, BLOCK);
+        let mut tail = self.producer.tail.load(Ordering::Relaxed);
+        let mut total = None;
+        if tail >= limit {
+            // Only if `limit` changed; a full block is set aside as it fills.
+            total = Some(self.set_aside(tail, set_aside));
+            tail = 0;
+        }
+        let block = self.current.load(Ordering::Relaxed);
+        // SAFETY: only this thread writes slots or replaces the block, and slot `tail` is
+        // free (see `impl Sync`).
+        unsafe { (*(*block).0[tail].get()).write(item) };
+        self.producer.tail.store(tail + 1, Ordering::Release);
+        let accepted = &self.producer.accepted;
+        accepted.store(accepted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if tail + 1 >= limit {
+            total = Some(self.set_aside(tail + 1, set_aside));
+        }
+        total
+    }
+
+    /// Sets the current block, which holds `written` items, aside and starts an empty one.
+    #[cold]
+    #[inline(never)]
+    fn set_aside(&self, written: usize, set_aside: &AtomicUsize) -> usize {
+        let mut c = self.consumer();
+        let fresh = c.spare.pop().unwrap_or_else(Block::new);
+        let old = self.current.swap(Box::into_raw(fresh), Ordering::Relaxed);
+        self.producer.tail.store(0, Ordering::Relaxed);
+        let start = std::mem::take(&mut c.head);
+        // SAFETY: `old` came from `Box::into_raw` and is no longer the current block.
+        let old = unsafe { Box::from_raw(old) };
+        let n = written.saturating_sub(start);
+        if n == 0 {
+            if c.spare.len() < SPARE_MAX {
+                c.spare.push(old);
+            }
+        } else {
+            c.full.push_back((old, start..written));
+        }
+        set_aside.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// Moves every held item, oldest first, to the end of `queue`. Returns their bytes, and
+    /// how many of them came from set-aside blocks (to be taken off `set_aside`'s count).
+    ///
+    /// The lane's lock is held only to take the set-aside blocks and the current block's
+    /// items: the owning thread waits for it when it sets a block aside.
+    pub(super) fn drain_into(&self, queue: &mut VecDeque<Item>) -> (usize, usize) {
+        let mut current = Vec::new();
+        let full = {
+            let mut c = self.consumer();
+            // Acquire: the producer's writes of the published slots happen before these reads.
+            let tail = self.producer.tail.load(Ordering::Acquire);
+            let block = self.current.load(Ordering::Relaxed);
+            current.reserve(tail.saturating_sub(c.head));
+            for k in c.head..tail {
+                // SAFETY: the slot is before `tail` and from `head` on: written, published,
+                // and not taken yet; `head` moves past it below, under `consumer`.
+                current.push(unsafe { (*block).take(k) });
+            }
+            c.head = c.head.max(tail);
+            std::mem::take(&mut c.full)
+        };
         let mut bytes = 0;
-        for k in 0..n {
-            let slot = &self.slots[head.wrapping_add(k) % CAPACITY];
-            // SAFETY: the slot is inside `head..tail`: written and published by the producer,
-            // not touched by it until `head` moves past it, and read once, under `consumer`.
-            let item = unsafe { (*slot.get()).assume_init_read() };
+        let mut from_blocks = 0;
+        let mut emptied = Vec::with_capacity(full.len());
+        for (block, held) in full {
+            from_blocks += held.len();
+            for k in held {
+                // SAFETY: the block was set aside with these slots holding items, and it was
+                // taken off the lane above, so each is taken once, here.
+                let item = unsafe { block.take(k) };
+                bytes += item.len();
+                queue.push_back(item);
+            }
+            emptied.push(block);
+        }
+        for item in current {
             bytes += item.len();
             queue.push_back(item);
         }
-        self.head.store(tail, Ordering::Release);
-        bytes
+        if !emptied.is_empty() {
+            let mut c = self.consumer();
+            let room = SPARE_MAX.saturating_sub(c.spare.len());
+            let keep = emptied.len().min(room);
+            c.spare.extend(emptied.drain(..keep));
+        }
+        // What is left is freed here, after the lock.
+        (bytes, from_blocks)
     }
 
     /// Items and bytes held now, and items accepted so far.
     pub(super) fn counts(&self) -> (usize, usize, u64) {
-        let _consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
-        let head = self.head.load(Ordering::Relaxed);
+        let c = self.consumer();
         let tail = self.producer.tail.load(Ordering::Acquire);
-        let n = tail.wrapping_sub(head);
-        let bytes = (0..n)
-            .map(|k| {
-                let slot = &self.slots[head.wrapping_add(k) % CAPACITY];
-                // SAFETY: as in `drain_into`; the item is only looked at.
-                unsafe { (*slot.get()).assume_init_ref() }.len()
-            })
-            .sum();
-        (n, bytes, self.accepted())
+        let current = self.current.load(Ordering::Relaxed);
+        let mut items = 0;
+        let mut bytes = 0;
+        let held = c
+            .full
+            .iter()
+            .flat_map(|(block, held)| held.clone().map(move |k| (&**block as *const Block, k)))
+            .chain((c.head..tail).map(|k| (current as *const Block, k)));
+        for (block, k) in held {
+            // SAFETY: as in `drain_into`; the item is only looked at.
+            bytes += unsafe { (*block).peek(k) }.len();
+            items += 1;
+        }
+        (items, bytes, self.accepted())
     }
 
     /// Items accepted through this lane.
@@ -152,12 +260,20 @@ impl Lane {
 
 impl Drop for Lane {
     fn drop(&mut self) {
-        let head = *self.head.0.get_mut();
         let tail = *self.producer.0.tail.get_mut();
-        for k in 0..tail.wrapping_sub(head) {
-            let slot = self.slots[head.wrapping_add(k) % CAPACITY].get_mut();
-            // SAFETY: the slot is inside `head..tail`, so it holds an item no one took.
-            unsafe { slot.assume_init_drop() };
+        let c = self.consumer.get_mut().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: `current` came from `Box::into_raw`, and nothing else refers to the lane.
+        let current = unsafe { Box::from_raw(*self.current.get_mut()) };
+        let head = c.head;
+        let held = c
+            .full
+            .drain(..)
+            .chain(std::iter::once((current, head..tail)));
+        for (block, held) in held {
+            for k in held {
+                // SAFETY: these slots hold items no one took.
+                drop(unsafe { block.take(k) });
+            }
         }
     }
 }
@@ -167,18 +283,20 @@ thread_local! {
 }
 
 /// Adds an item to this thread's lane for the pipeline numbered `pipeline`, making the lane
-/// (and passing it to `register`) the first time. Once the lane holds `limit` items (the
-/// group size), `hand_over` gets the lane to drain. Returns the item when this thread cannot
-/// have lanes any more (it is exiting): it then goes to the shared queue.
+/// (and passing it to `register`) the first time. A block is set aside at `limit` items and
+/// counted in `set_aside`; `on_set_aside` then gets the new count. Returns the item when this
+/// thread cannot use its lanes (it is exiting): it then goes to the shared queue.
 #[inline]
 pub(super) fn stage(
     pipeline: u64,
     item: Item,
     limit: usize,
+    set_aside: &AtomicUsize,
     register: impl FnOnce(&Arc<Lane>),
-    hand_over: impl FnOnce(&Lane),
+    on_set_aside: impl FnOnce(usize),
 ) -> Option<Item> {
     let mut item = Some(item);
+    let mut total = None;
     let _ = LANES.try_with(|cell| {
         let Ok(mut lanes) = cell.try_borrow_mut() else {
             return;
@@ -193,16 +311,13 @@ pub(super) fn stage(
                 lanes.len() - 1
             }
         };
-        let lane = &lanes[at].1;
         if let Some(it) = item.take() {
-            match lane.push(it, limit) {
-                Ok(held) if held >= limit => hand_over(lane),
-                Ok(_) => {}
-                // Only after a failed hand-over; the shared queue takes it.
-                Err(it) => item = Some(it),
-            }
+            total = lanes[at].1.push(it, limit, set_aside);
         }
     });
+    if let Some(total) = total {
+        on_set_aside(total);
+    }
     item
 }
 
@@ -221,22 +336,29 @@ mod tests {
     }
 
     #[test]
-    fn a_lane_keeps_order_and_bytes_across_many_wraps() {
+    fn a_lane_keeps_order_counts_and_bytes_across_many_blocks() {
         let lane = Lane::default();
+        let set_aside = AtomicUsize::new(0);
         let mut queue = VecDeque::new();
-        let mut expected_bytes = 0;
         let mut next = 0;
         for round in 0..50 {
-            let n = 1 + round % CAPACITY;
+            // From part of a block to several blocks, with what was drained before mid-block.
+            let n = 1 + (round * 37) % (3 * BLOCK);
+            let mut expected_bytes = 0;
             for _ in 0..n {
                 let it = item(next);
                 expected_bytes += it.len();
-                assert!(lane.push(it, CAPACITY).is_ok());
+                lane.push(it, BLOCK, &set_aside);
                 next += 1;
             }
-            assert_eq!(lane.counts().0, n);
-            assert_eq!(lane.drain_into(&mut queue), expected_bytes);
-            expected_bytes = 0;
+            let (items, bytes, _) = lane.counts();
+            assert_eq!((items, bytes), (n, expected_bytes));
+            let before = set_aside.load(Ordering::Relaxed);
+            let (bytes, from_blocks) = lane.drain_into(&mut queue);
+            assert_eq!(bytes, expected_bytes);
+            assert_eq!(before, from_blocks, "set-aside items are counted once each");
+            set_aside.fetch_sub(from_blocks, Ordering::Relaxed);
+            assert_eq!(lane.counts().0, 0);
         }
         assert_eq!(lane.accepted(), next);
         let order: Vec<u64> = queue.iter().map(number).collect();
@@ -244,41 +366,52 @@ mod tests {
     }
 
     #[test]
-    fn a_full_lane_hands_the_item_back() {
+    fn a_block_is_set_aside_when_it_reaches_the_limit() {
         let lane = Lane::default();
-        for n in 0..10 {
-            assert!(lane.push(item(n), 10).is_ok());
+        let set_aside = AtomicUsize::new(0);
+        for n in 0..9 {
+            assert_eq!(lane.push(item(n), 10, &set_aside), None);
         }
-        let back = lane.push(item(10), 10).err().map(|it| number(&it));
-        assert_eq!(back, Some(10));
-        assert_eq!(lane.counts().0, 10);
+        assert_eq!(lane.push(item(9), 10, &set_aside), Some(10));
+        assert_eq!(lane.push(item(10), 10, &set_aside), None);
+        // Items taken out of the current block before it fills are not counted again.
+        let mut queue = VecDeque::new();
+        assert_eq!(lane.drain_into(&mut queue).1, 10);
+        for n in 11..20 {
+            lane.push(item(n), 10, &set_aside);
+        }
+        assert_eq!(set_aside.load(Ordering::Relaxed), 10 + 9);
+        assert_eq!(lane.counts().0, 9);
+        assert_eq!(lane.drain_into(&mut queue).1, 9);
+        assert!(queue.iter().map(number).eq(0..20));
     }
 
     #[test]
     fn one_producer_and_a_concurrent_consumer_lose_nothing() {
         const N: u64 = 200_000;
         let lane = Arc::new(Lane::default());
+        let set_aside = Arc::new(AtomicUsize::new(0));
         let queue = Arc::new(Mutex::new(VecDeque::new()));
         let producer = {
-            let (lane, queue) = (lane.clone(), queue.clone());
+            let (lane, set_aside) = (lane.clone(), set_aside.clone());
             std::thread::spawn(move || {
                 for n in 0..N {
-                    let mut it = item(n);
-                    // Full: hand over as the pipeline does, then add the item.
-                    while let Err(back) = lane.push(it, CAPACITY) {
-                        lane.drain_into(&mut queue.lock().unwrap());
-                        it = back;
-                    }
+                    lane.push(item(n), BLOCK, &set_aside);
                 }
             })
         };
         // Meanwhile take items out the way the flusher does, until the producer is done.
+        let drain = || {
+            let (_, from_blocks) = lane.drain_into(&mut queue.lock().unwrap());
+            set_aside.fetch_sub(from_blocks, Ordering::Relaxed);
+        };
         while !producer.is_finished() {
-            lane.drain_into(&mut queue.lock().unwrap());
+            drain();
             std::thread::yield_now();
         }
         producer.join().unwrap();
-        lane.drain_into(&mut queue.lock().unwrap());
+        drain();
+        assert_eq!(set_aside.load(Ordering::Relaxed), 0);
         let queue = queue.lock().unwrap();
         assert_eq!(queue.len() as u64, N);
         assert!(

@@ -9,7 +9,7 @@ mod lane;
 mod signal;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::{select, Either};
@@ -247,9 +247,9 @@ static PIPELINES: AtomicU64 = AtomicU64::new(0);
 
 /// The pipeline: queue, drop accounting, collectors and delivery.
 ///
-/// Natively, each recording thread stages items in a lane of its own (see [`lane`]), handed
-/// to the shared queue in groups and gathered by the flusher; on wasm32, with one thread,
-/// items go to the shared queue directly.
+/// Natively, each recording thread stages items in a lane of its own (see [`lane`]), in
+/// blocks that the flusher gathers into the shared queue; on wasm32, with one thread, items
+/// go to the shared queue directly.
 pub(crate) struct Pipeline {
     cfg: BatchConfig,
     /// Tells this pipeline's lanes apart from other pipelines' on a thread.
@@ -259,8 +259,11 @@ pub(crate) struct Pipeline {
     held: lane::Aligned<AtomicU64>,
     /// Every lane a thread made for this pipeline (none on wasm32).
     lanes: Mutex<Vec<Arc<lane::Lane>>>,
-    /// Items a lane collects before it hands them over.
-    handoff: usize,
+    /// Items a lane's block takes before it is set aside.
+    block_items: usize,
+    /// Items in set-aside lane blocks, not yet gathered: the flusher is woken when they make
+    /// a full batch.
+    set_aside: lane::Aligned<AtomicUsize>,
     queue: Mutex<Queue>,
     closed: AtomicBool,
     /// Set while the flusher looks for full batches on its own: recording threads then do not
@@ -308,7 +311,8 @@ impl Pipeline {
         cfg.max_queue_items = cfg.max_queue_items.min(HELD_MAX_ITEMS);
         cfg.max_memory_bytes = (cfg.max_memory_bytes as u64).min(HELD_ITEM - 1) as usize;
         Arc::new(Pipeline {
-            handoff: lane::CAPACITY.min(cfg.max_batch_size),
+            block_items: lane::BLOCK.min(cfg.max_batch_size),
+            set_aside: lane::Aligned(AtomicUsize::new(0)),
             cfg,
             id: PIPELINES.fetch_add(1, Ordering::Relaxed),
             held: lane::Aligned(AtomicU64::new(0)),
@@ -392,9 +396,14 @@ impl Pipeline {
             let staged = lane::stage(
                 self.id,
                 item,
-                self.handoff,
+                self.block_items,
+                &self.set_aside,
                 |new| lock(&self.lanes).push(new.clone()),
-                |lane| self.hand_over(lane),
+                |total| {
+                    if total >= self.cfg.max_batch_size {
+                        self.wake_for_full_batch();
+                    }
+                },
             );
             match staged {
                 Some(item) => item,
@@ -445,19 +454,6 @@ impl Pipeline {
         }
     }
 
-    /// Moves a lane's items to the end of the shared queue, and wakes the flusher when a full
-    /// batch waits.
-    fn hand_over(&self, lane: &lane::Lane) {
-        let full = {
-            let mut q = lock(&self.queue);
-            q.bytes += lane.drain_into(&mut q.items);
-            q.items.len() >= self.cfg.max_batch_size
-        };
-        if full {
-            self.wake_for_full_batch();
-        }
-    }
-
     /// Wakes the flusher for a full batch, unless it is looking on its own or already woken.
     fn wake_for_full_batch(&self) {
         let polling = rt::CAN_BLOCK && self.polling.load(Ordering::SeqCst);
@@ -481,7 +477,9 @@ impl Pipeline {
             if ended {
                 std::sync::atomic::fence(Ordering::Acquire);
             }
-            q.bytes += lane.drain_into(&mut q.items);
+            let (bytes, from_blocks) = lane.drain_into(&mut q.items);
+            q.bytes += bytes;
+            self.set_aside.fetch_sub(from_blocks, Ordering::Relaxed);
             if ended {
                 self.accepted.fetch_add(lane.accepted(), Ordering::Relaxed);
             }

@@ -453,8 +453,14 @@ mod pool {
     use super::Item;
     use crate::rt;
 
-    /// At most this many spent buffers wait in the shared pool.
-    const SHARED_MAX: usize = 4096;
+    /// At most this many spent buffers wait in the shared pool, with at most
+    /// [`SHARED_MAX_BYTES`] of capacity in all. A busy thread records a few thousand items
+    /// between two of the flusher's looks: with a pool smaller than that, buffers were
+    /// allocated on the recording thread and freed on the flusher's as the backlog came and
+    /// went, and the two threads slept on each other's malloc arena locks.
+    const SHARED_MAX: usize = 16384;
+    /// See [`SHARED_MAX`].
+    const SHARED_MAX_BYTES: usize = 4 << 20;
     /// A thread takes this many at a time.
     const REFILL: usize = 256;
     /// Larger buffers are freed, not kept.
@@ -462,7 +468,16 @@ mod pool {
     /// At most this many bytes of the next buffer are asked for ahead of time.
     const PREFETCH_MAX: usize = 512;
 
-    static SHARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    /// Spent buffers, and their capacity in all.
+    struct Shared {
+        buffers: Vec<String>,
+        bytes: usize,
+    }
+
+    static SHARED: Mutex<Shared> = Mutex::new(Shared {
+        buffers: Vec::new(),
+        bytes: 0,
+    });
 
     thread_local! {
         static LOCAL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -478,8 +493,11 @@ mod pool {
             let mut local = local.try_borrow_mut().ok()?;
             if local.is_empty() {
                 let mut shared = SHARED.try_lock().ok()?;
-                let from = shared.len().saturating_sub(REFILL);
-                local.extend(shared.drain(from..));
+                let shared = &mut *shared;
+                let from = shared.buffers.len().saturating_sub(REFILL);
+                let taken: usize = shared.buffers[from..].iter().map(String::capacity).sum();
+                shared.bytes -= taken;
+                local.extend(shared.buffers.drain(from..));
             }
             let buf = local.pop();
             if let Some(next) = local.last() {
@@ -520,12 +538,14 @@ mod pool {
             let Ok(mut shared) = SHARED.lock() else {
                 return;
             };
-            let room = SHARED_MAX.saturating_sub(shared.len());
-            for item in items.by_ref().take(room) {
+            let shared = &mut *shared;
+            while shared.buffers.len() < SHARED_MAX && shared.bytes < SHARED_MAX_BYTES {
+                let Some(item) = items.next() else { break };
                 let mut buf = item.json;
                 if buf.capacity() <= KEEP_CAPACITY {
                     buf.clear();
-                    shared.push(buf);
+                    shared.bytes += buf.capacity();
+                    shared.buffers.push(buf);
                 }
             }
         }
