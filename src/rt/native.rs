@@ -608,9 +608,9 @@ pub(crate) fn write_escaped_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Copies `src` to `dst`. Up to 32 bytes (most keys and values) it is two overlapping
-/// unaligned loads and stores, without the call into `memcpy` that a copy of unknown length
-/// costs otherwise.
+/// Copies `src` to `dst`. Up to 64 bytes (most keys and values, and a client's usual
+/// attributes) it is overlapping unaligned loads and stores, without the call into `memcpy`
+/// that a copy of unknown length costs otherwise.
 ///
 /// # Safety
 ///
@@ -625,7 +625,19 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     unsafe {
         if n >= 16 {
             if n > 32 {
-                std::ptr::copy_nonoverlapping(s, dst, n);
+                if n > 64 {
+                    std::ptr::copy_nonoverlapping(s, dst, n);
+                    return;
+                }
+                let (a, b) = (get(s as *const u128), get(s.add(16) as *const u128));
+                let (y, z) = (
+                    get(s.add(n - 32) as *const u128),
+                    get(s.add(n - 16) as *const u128),
+                );
+                put(dst as *mut u128, a);
+                put(dst.add(16) as *mut u128, b);
+                put(dst.add(n - 32) as *mut u128, y);
+                put(dst.add(n - 16) as *mut u128, z);
                 return;
             }
             let (a, b) = (get(s as *const u128), get(s.add(n - 16) as *const u128));
@@ -811,8 +823,8 @@ mod tests {
 
     #[test]
     fn short_copies_and_comparisons_agree_with_the_slice_operations() {
-        let text: Vec<u8> = (0..80u8).map(|i| b'a' + i % 26).collect();
-        for len in 0..=40 {
+        let text: Vec<u8> = (0..100u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=80 {
             for start in [0, 1, 7, 13] {
                 let src = &text[start..start + len];
                 let mut dst = vec![b'#'; len + 2];
