@@ -624,6 +624,9 @@ impl Client {
     }
 
     fn start_span(&self, name: &str, parent: Option<Ids>) -> Span {
+        // First: the increment's locked instruction waits for this thread's pending stores,
+        // and before the item is written there are few.
+        let client = self.clone();
         // The parent's trace, or a new one (sampled at the client's span rate) for a root.
         let cx = match (parent, self.shared()) {
             (Some(p), s) => Ids {
@@ -646,22 +649,13 @@ impl Client {
         };
         ACTIVE.with(|a| a.borrow_mut().push(cx));
         let invalid = schema::check_name(name).is_err();
-        // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
-        // they are set, the client's attributes, duration and status when it ends.
         let (now_ms, start_us) = rt::now_unix_ms_and_mono_us();
-        let item = (cx.sampled && !invalid).then(|| {
-            let mut w = self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256);
-            w.hex(fields::TRACE_ID, cx.trace, 16);
-            w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
-            if let Some(p) = parent {
-                w.hex(fields::PARENT_SPAN_ID, u128::from(p.span), 8);
-            }
-            w
-        });
-        // Built as the return value, so it is written where the caller keeps it.
-        Span {
-            client: self.clone(),
-            item,
+        // Built as the return value, so it is written where the caller keeps it, and the item
+        // is written in it: built apart and moved in, its fields were copied with wide loads
+        // that waited for the narrower stores that had just written them.
+        let mut span = Span {
+            client,
+            item: None,
             trace: [cx.trace as u64, (cx.trace >> 64) as u64],
             span_id: cx.span,
             start_us,
@@ -670,7 +664,20 @@ impl Client {
             status: SpanStatus::Unset.code(),
             sampled: cx.sampled,
             invalid,
+        };
+        // A sampled span is encoded as it goes: the envelope and ids now, the attributes as
+        // they are set, the client's attributes, duration and status when it ends.
+        if cx.sampled && !invalid {
+            let w = span
+                .item
+                .insert(self.inner.ctx.begin_bare(types::SPAN, name, now_ms, 256));
+            w.hex(fields::TRACE_ID, cx.trace, 16);
+            w.hex(fields::SPAN_ID, u128::from(cx.span), 8);
+            if let Some(p) = parent {
+                w.hex(fields::PARENT_SPAN_ID, u128::from(p.span), 8);
+            }
         }
+        span
     }
 
     /// Starts a timer; when the guard drops, the elapsed milliseconds are recorded as a

@@ -148,6 +148,11 @@ impl Lane {
         // free (see `impl Sync`).
         unsafe { (*(*block).0[tail].get()).write(item) };
         self.producer.tail.store(tail + 1, Ordering::Release);
+        // The slots' lines were last read on the flusher's core: ask for them a few items
+        // ahead, so the store to a slot does not wait for its line (the next atomic
+        // instruction on this thread would wait for that store).
+        // SAFETY: the index is inside the block; only the address is taken.
+        crate::rt::prefetch_write(unsafe { (*block).0[(tail + 4).min(BLOCK - 1)].get() }.cast());
         let accepted = &self.producer.accepted;
         accepted.store(accepted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if tail + 1 >= limit {
@@ -162,6 +167,9 @@ impl Lane {
     fn set_aside(&self, written: usize, set_aside: &AtomicUsize) -> usize {
         let mut c = self.consumer();
         let fresh = c.spare.pop().unwrap_or_else(Block::new);
+        for line in 0..4 {
+            crate::rt::prefetch_write(fresh.0[line * 64 / size_of::<Item>()].get().cast());
+        }
         let old = self.current.swap(Box::into_raw(fresh), Ordering::Relaxed);
         self.producer.tail.store(0, Ordering::Relaxed);
         let start = std::mem::take(&mut c.head);
