@@ -60,12 +60,50 @@ impl<E> HashedMap<E> {
     /// Visits every entry; entries for which `f` returns `false` are removed.
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut E) -> bool) {
         let mut removed = 0;
-        self.map.retain(|bucket| {
+        self.map.retain(|_, bucket| {
             let before = bucket.len();
             bucket.retain_mut(&mut f);
             removed += before - bucket.len();
             !bucket.is_empty()
         });
         self.len -= removed;
+    }
+
+    /// Takes out the entries for which `take` returns `true`, each with its hash.
+    pub(crate) fn take_where(&mut self, mut take: impl FnMut(&E) -> bool) -> Vec<(u64, E)> {
+        let mut out = Vec::new();
+        self.map.retain(|hash, bucket| {
+            let mut i = 0;
+            while i < bucket.len() {
+                if take(&bucket[i]) {
+                    out.push((hash, bucket.swap_remove(i)));
+                } else {
+                    i += 1;
+                }
+            }
+            !bucket.is_empty()
+        });
+        self.len -= out.len();
+        out
+    }
+
+    /// Puts back an entry taken out with [`HashedMap::take_where`]: merged by `merge` into
+    /// the entry with its hash for which `eq` holds (one made since it was taken out), or
+    /// added when there is none.
+    pub(crate) fn put_back(
+        &mut self,
+        hash: u64,
+        entry: E,
+        eq: impl Fn(&E, &E) -> bool,
+        merge: impl FnOnce(&mut E, E),
+    ) {
+        let bucket = self.map.get_or_default(hash);
+        match bucket.iter_mut().find(|e| eq(e, &entry)) {
+            Some(newer) => merge(newer, entry),
+            None => {
+                bucket.push(entry);
+                self.len += 1;
+            }
+        }
     }
 }

@@ -220,8 +220,61 @@ impl Metrics {
     }
 }
 
+impl Series {
+    /// Whether two series have the same kind, name and attributes.
+    fn same(&self, other: &Series) -> bool {
+        self.kind == other.kind
+            && self.name == other.name
+            && (Arc::ptr_eq(&self.ctx, &other.ctx) || self.ctx.attrs == other.ctx.attrs)
+            && self.attrs == other.attrs
+    }
+
+    /// Adds what an earlier series of the same key (taken out to be emitted, and refused by
+    /// the queue) aggregated: this one then covers both periods.
+    fn absorb_earlier(&mut self, earlier: Series) {
+        self.since_ms = self.since_ms.min(earlier.since_ms);
+        match (&mut self.agg, earlier.agg) {
+            (Agg::Counter(sum), Agg::Counter(before)) => *sum += before,
+            // The later value is the last one.
+            (Agg::Gauge(_), Agg::Gauge(_)) => {}
+            (
+                Agg::Histogram {
+                    counts,
+                    count,
+                    sum,
+                    min,
+                    max,
+                    ..
+                },
+                Agg::Histogram {
+                    counts: c2,
+                    count: n2,
+                    sum: s2,
+                    min: lo2,
+                    max: hi2,
+                    ..
+                },
+            ) => {
+                // Same name, so the same boundaries.
+                for (c, c2) in counts.iter_mut().zip(c2) {
+                    *c += c2;
+                }
+                *count += n2;
+                *sum += s2;
+                *min = min.min(lo2);
+                *max = max.max(hi2);
+            }
+            // Same kind, so this cannot happen.
+            _ => {}
+        }
+    }
+}
+
 impl Collector for Metrics {
     fn collect(&self, now_ms: u64, _final: bool, offer: &mut dyn FnMut(Item) -> bool) {
+        if crate::rt::CAN_BLOCK {
+            return self.collect_outside_the_lock(now_ms, offer);
+        }
         let mut map = self.series.lock();
         let mut full = false;
         map.retain(|s| {
@@ -240,5 +293,92 @@ impl Collector for Metrics {
                 None => false,
             }
         });
+    }
+}
+
+impl Metrics {
+    /// [`Collector::collect`] with the series taken out under the lock and encoded after it,
+    /// so recording threads do not wait for the encoding; what the queue refuses is merged
+    /// back into the series recorded meanwhile.
+    fn collect_outside_the_lock(&self, now_ms: u64, offer: &mut dyn FnMut(Item) -> bool) {
+        let taken = self.series.lock().take_where(|_| true);
+        let mut refused = Vec::new();
+        for (hash, s) in taken {
+            if !refused.is_empty() {
+                refused.push((hash, s));
+                continue;
+            }
+            if let Some(item) = Metrics::encode(&s, now_ms) {
+                if !offer(item) {
+                    refused.push((hash, s));
+                }
+            }
+        }
+        if refused.is_empty() {
+            return;
+        }
+        let mut map = self.series.lock();
+        for (hash, s) in refused {
+            map.put_back(hash, s, Series::same, Series::absorb_earlier);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::MetricType;
+
+    fn metrics() -> (Metrics, Arc<Ctx>) {
+        let bounds: Arc<[f64]> = Arc::from(&[1.0, 10.0][..]);
+        let metrics = Metrics::new(Box::new(move |_| bounds.clone()));
+        (metrics, Arc::new(Ctx::default()))
+    }
+
+    fn collect_all(m: &Metrics) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        m.collect(0, false, &mut |item| {
+            out.push(item.to_value());
+            true
+        });
+        out.sort_by_key(|v| v["metric_type"].as_str().unwrap_or_default().to_owned());
+        out
+    }
+
+    #[test]
+    fn what_the_queue_refuses_is_merged_with_what_was_recorded_meanwhile() {
+        let (m, ctx) = metrics();
+        let attrs: &Attrs<'_> = &[("route", Value::from("/a"))];
+        m.observe(MetricKind::Counter, "hits", &ctx, attrs, 2.0);
+        m.observe(MetricKind::Gauge, "depth", &ctx, attrs, 5.0);
+        m.observe(MetricKind::Histogram, "ms", &ctx, attrs, 0.5);
+        m.observe(MetricKind::Histogram, "ms", &ctx, attrs, 20.0);
+        // The queue refuses everything; while the series are out of the map, the same
+        // series are recorded again (as another thread would).
+        let mut offered = 0;
+        m.collect(0, false, &mut |_| {
+            if offered == 0 {
+                m.observe(MetricKind::Counter, "hits", &ctx, attrs, 3.0);
+                m.observe(MetricKind::Gauge, "depth", &ctx, attrs, 7.0);
+                m.observe(MetricKind::Histogram, "ms", &ctx, attrs, 5.0);
+            }
+            offered += 1;
+            false
+        });
+        assert_eq!(offered, 1, "nothing more is offered after a refusal");
+        let out = collect_all(&m);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let [counter, gauge, histogram] = &out[..] else {
+            unreachable!()
+        };
+        assert_eq!(counter["metric_type"], MetricType::Counter.as_str());
+        assert_eq!(counter["value"], 5.0);
+        assert_eq!(gauge["value"], 7.0, "the later gauge value wins");
+        assert_eq!(histogram["count"], 3);
+        assert_eq!(histogram["sum"], 25.5);
+        assert_eq!(histogram["min"], 0.5);
+        assert_eq!(histogram["max"], 20.0);
+        assert_eq!(histogram["bucket_counts"], serde_json::json!([1, 1, 1]));
+        assert!(collect_all(&m).is_empty(), "emitted once");
     }
 }

@@ -14,9 +14,10 @@ pub(crate) use hashed::HashedMap;
 /// compare-and-swap and releasing it a plain store, where a std `Mutex` takes a second atomic
 /// read-modify-write to release; a thread that finds it taken yields until it is free.
 ///
-/// The ticker holds it while it encodes every due series, and a recording thread that comes
-/// then spins on `sched_yield` for that long, where with a std `Mutex` it slept. Taking the due aggregates out under the lock and encoding them after it
-/// (merging back what the queue refuses) would shorten that; it is not done yet.
+/// Natively the ticker holds it only to take the due aggregates out (and, when the queue
+/// refuses some, to merge them back into what was recorded meanwhile), not while it encodes
+/// them, so a recording thread that finds it taken yields for a short while. In the browser,
+/// with one thread, the aggregates are encoded in place.
 pub(crate) type Lock<T> = spin::mutex::SpinMutex<T, spin::relax::Yield>;
 pub(crate) use metrics::{MetricKind, Metrics};
 pub(crate) use usage::UsageAggregator;

@@ -90,15 +90,48 @@ impl UsageAggregator {
 
     /// Hands closed buckets (every bucket when `all`) to `take`; a bucket stays when `take`
     /// returns `false`, and its sum keeps growing until it is taken.
+    ///
+    /// Natively the buckets are taken out under the lock and handed over after it, so
+    /// recording threads do not wait for `take`; refused ones are merged back.
     pub(crate) fn drain(&self, now_ms: u64, all: bool, take: &mut dyn FnMut(&UsageBucket) -> bool) {
+        let due = |e: &Entry| all || e.bucket.bucket_start_ms + self.granularity_ms <= now_ms;
+        if crate::rt::CAN_BLOCK {
+            let taken = self.buckets.lock().take_where(due);
+            let mut refused = Vec::new();
+            for (hash, e) in taken {
+                if !refused.is_empty() || !take(&e.bucket) {
+                    refused.push((hash, e));
+                }
+            }
+            if !refused.is_empty() {
+                let mut map = self.buckets.lock();
+                for (hash, e) in refused {
+                    map.put_back(
+                        hash,
+                        e,
+                        |a, b| {
+                            let (a, b) = (&a.bucket, &b.bucket);
+                            a.bucket_start_ms == b.bucket_start_ms
+                                && a.unit == b.unit
+                                && a.resource_id == b.resource_id
+                                && a.app_feature == b.app_feature
+                        },
+                        |newer, earlier| {
+                            newer.bucket.amount =
+                                newer.bucket.amount.saturating_add(earlier.bucket.amount)
+                        },
+                    );
+                }
+            }
+            return;
+        }
         let mut map = self.buckets.lock();
         let mut stop = false;
         map.retain(|e| {
             if stop {
                 return true;
             }
-            let closed = e.bucket.bucket_start_ms + self.granularity_ms <= now_ms;
-            if !(closed || all) {
+            if !due(e) {
                 return true;
             }
             if take(&e.bucket) {
@@ -131,5 +164,44 @@ impl Collector for UsageAggregator {
             Some(item) => offer(item),
             None => true,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_buckets_are_merged_with_what_was_recorded_meanwhile() {
+        let usage = UsageAggregator::new(1_000, Arc::new(Ctx::default()));
+        usage.record("db", "search", 10, UsageUnit::Bytes, 500);
+        usage.record("db", "export", 1, UsageUnit::Bytes, 500);
+        let mut offered = 0;
+        usage.drain(5_000, false, &mut |_| {
+            if offered == 0 {
+                // Late records into the closed bucket (a clock read just before the close).
+                usage.record("db", "search", 5, UsageUnit::Bytes, 999);
+                usage.record("db", "export", 2, UsageUnit::Bytes, 999);
+            }
+            offered += 1;
+            false
+        });
+        assert_eq!(offered, 1, "nothing more is offered after a refusal");
+        let mut sums = Vec::new();
+        usage.drain(5_000, false, &mut |b| {
+            sums.push((b.app_feature.clone(), b.bucket_start_ms, b.amount));
+            true
+        });
+        sums.sort();
+        assert_eq!(
+            sums,
+            vec![("export".into(), 0, 3), ("search".into(), 0, 15)]
+        );
+        let mut again = 0;
+        usage.drain(5_000, true, &mut |_| {
+            again += 1;
+            true
+        });
+        assert_eq!(again, 0, "emitted once");
     }
 }

@@ -96,12 +96,12 @@ impl<V: Default> HashIndex<V> {
         }
     }
 
-    /// Keeps the values for which `keep` returns `true`.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+    /// Keeps the values for which `keep` (given the key too) returns `true`.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, &mut V) -> bool) {
         #[cfg(not(target_arch = "wasm32"))]
-        self.map.retain(|_, v| keep(v));
+        self.map.retain(|k, v| keep(*k, v));
         #[cfg(target_arch = "wasm32")]
-        self.list.retain_mut(|(_, v)| keep(v));
+        self.list.retain_mut(|(k, v)| keep(*k, v));
     }
 }
 
