@@ -985,7 +985,10 @@ impl Span {
         let id = self.span_id;
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
-            if let Some(pos) = a.iter().rposition(|c| c.span == id) {
+            // Usually the innermost span ends first.
+            if a.last().is_some_and(|c| c.span == id) {
+                a.pop();
+            } else if let Some(pos) = a.iter().rposition(|c| c.span == id) {
                 a.remove(pos);
             }
         });
