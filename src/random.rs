@@ -18,12 +18,16 @@ thread_local! {
     static FAST: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Ten bytes from the operating system's generator, for a UUIDv7: the first eight as a
-/// little-endian word, the last two as a half-word (read as numbers, so they reach the id's
-/// formatting in registers).
-pub(crate) fn uuid_bits() -> (u64, u16) {
-    OS.with(|os| {
-        let mut os = os.borrow_mut();
+/// Bits from the operating system's generator for UUIDv7s, taken from this thread's buffer
+/// (see [`with_uuid_bits`]).
+pub(crate) struct UuidBits<'a>(std::cell::RefMut<'a, Box<OsBytes>>);
+
+impl UuidBits<'_> {
+    /// Ten bytes: the first eight as a little-endian word, the last two as a half-word (read
+    /// as numbers, so they reach the id's formatting in registers).
+    #[inline]
+    pub(crate) fn next(&mut self) -> (u64, u16) {
+        let os = &mut *self.0;
         if os.pos + 10 > BUF {
             rt::fill_random(&mut os.buf);
             os.pos = 0;
@@ -35,7 +39,12 @@ pub(crate) fn uuid_bits() -> (u64, u16) {
         let mut half = [0u8; 2];
         half.copy_from_slice(&os.buf[at + 8..at + 10]);
         (u64::from_le_bytes(word), u16::from_le_bytes(half))
-    })
+    }
+}
+
+/// Runs `f` with this thread's buffer of OS random bytes, so many ids take one visit to it.
+pub(crate) fn with_uuid_bits<R>(f: impl FnOnce(&mut UuidBits<'_>) -> R) -> R {
+    OS.with(|os| f(&mut UuidBits(os.borrow_mut())))
 }
 
 /// A fast pseudo-random `u64` (wyrand), seeded per thread from the OS.

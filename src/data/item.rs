@@ -48,28 +48,33 @@ impl Item {
     /// core calls it when the item leaves the queue, on the flushing side, so recording
     /// threads do not pay for the id's randomness and the time's formatting; the encoded size
     /// does not change. A requeued item keeps its id.
-    pub(crate) fn stamp(&mut self) {
+    /// The id's random bits come from `bits`.
+    #[inline]
+    fn stamp(&mut self, bits: &mut crate::random::UuidBits<'_>) {
         let ms = std::mem::replace(&mut self.unstamped_ms, STAMPED);
         if ms == STAMPED {
             return;
         }
         let time = crate::schema::rfc3339_ms_bytes(ms);
-        crate::schema::fill_own_header(&mut self.json, ms, crate::random::uuid_bits(), &time);
+        crate::schema::fill_own_header(&mut self.json, ms, bits.next(), &time);
     }
 
-    /// Stamps every item (see [`Item::stamp`]). The headers were last written on the
-    /// recording threads' cores: the lines of items a few places ahead are asked for early,
-    /// so their transfers overlap instead of stalling one after another.
+    /// Stamps every item (see [`Item::stamp`]), with one visit to the thread's random bytes.
+    /// The headers were last written on the recording threads' cores: the lines of items a
+    /// few places ahead are asked for early, so their transfers overlap instead of stalling
+    /// one after another.
     pub(crate) fn stamp_all(items: &mut [Item]) {
         const AHEAD: usize = 6;
-        for i in 0..items.len() {
-            if let Some(next) = items.get(i + AHEAD) {
-                let p = next.json.as_ptr();
-                crate::rt::prefetch_write(p);
-                crate::rt::prefetch_write(p.wrapping_add(64));
+        crate::random::with_uuid_bits(|bits| {
+            for i in 0..items.len() {
+                if let Some(next) = items.get(i + AHEAD) {
+                    let p = next.json.as_ptr();
+                    crate::rt::prefetch_write(p);
+                    crate::rt::prefetch_write(p.wrapping_add(64));
+                }
+                items[i].stamp(bits);
             }
-            items[i].stamp();
-        }
+        })
     }
 
     /// Wraps a canonical encoding (as [`crate::schema::validate_object`] returns it).
