@@ -1,5 +1,7 @@
 //! Throughput: one thread offers items as fast as it can for 2 s into a pipeline whose
-//! exporter or transport does nothing; prints items/s and how many were dropped.
+//! exporter or transport does nothing; prints items/s and how many were dropped. Then the
+//! same at fixed rates (1, 2 and 4 million items a second), to show at which rate items start
+//! to be dropped.
 //!
 //! `cargo bench --bench throughput`
 //!
@@ -29,6 +31,45 @@ fn offer_for(run: Duration, mut op: impl FnMut()) -> (u64, f64) {
             return (n, start.elapsed().as_secs_f64());
         }
     }
+}
+
+/// Like [`offer_for`], but at `per_sec` calls a second: after each group of 1024 calls it
+/// waits (spinning) until the schedule catches up.
+fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> (u64, f64) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..1024 {
+            op();
+        }
+        n += 1024;
+        let due = Duration::from_secs_f64(n as f64 / per_sec).min(run);
+        while start.elapsed() < due {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= run {
+            return (n, start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// OpenTelemetry's batch span processor, offered spans by `offer`.
+fn otel_spans(what: &str, offer: impl FnOnce(&mut dyn FnMut()) -> (u64, f64)) {
+    let (provider, tracer, exported) = common::otel_tracer();
+    let (n, secs) = offer(&mut || {
+        let mut s = tracer.start("checkout");
+        s.set_attribute(KeyValue::new("a", "x"));
+        s.set_attribute(KeyValue::new("b", 2));
+        s.set_attribute(KeyValue::new("c", true));
+        s.end();
+    });
+    rate(what, n, secs);
+    let _ = provider.force_flush();
+    println!(
+        "  {}",
+        common::otel_report(what, n, exported.load(Ordering::Relaxed))
+    );
+    let _ = provider.shutdown();
 }
 
 fn rate(what: &str, n: u64, secs: f64) {
@@ -72,19 +113,36 @@ fn main() {
     println!("  {}", common::beacon_report("beacon spans", &stats));
     drop(client);
 
-    let (provider, tracer, exported) = common::otel_tracer();
-    let (n, secs) = offer_for(run, || {
-        let mut s = tracer.start("checkout");
-        s.set_attribute(KeyValue::new("a", "x"));
-        s.set_attribute(KeyValue::new("b", 2));
-        s.set_attribute(KeyValue::new("c", true));
-        s.end();
-    });
-    rate("otel spans (3 attrs, batch)", n, secs);
-    let _ = provider.force_flush();
-    println!(
-        "  {}",
-        common::otel_report("otel spans", n, exported.load(Ordering::Relaxed))
-    );
-    let _ = provider.shutdown();
+    otel_spans("otel spans (3 attrs, batch)", |op| offer_for(run, op));
+
+    // Fixed rates.
+    for millions in [1.0, 2.0, 4.0] {
+        let client = common::beacon_client();
+        let (n, secs) = offer_at(millions * 1e6, run, || {
+            client.record(
+                "behavioral",
+                "login-start",
+                &attrs!["a" => "x", "b" => 2, "c" => true],
+            )
+        });
+        let what = format!("beacon events at {millions} M/s");
+        rate(&what, n, secs);
+        let stats = common::beacon_settle(&client);
+        println!("  {}", common::beacon_report(&what, &stats));
+    }
+    for millions in [1.0, 2.0] {
+        let client = common::beacon_client();
+        let (n, secs) = offer_at(millions * 1e6, run, || {
+            let mut s = client.span("checkout");
+            s.set_attr("a", "x");
+            s.set_attr("b", 2);
+            s.set_attr("c", true);
+            s.end();
+        });
+        let what = format!("beacon spans at {millions} M/s");
+        rate(&what, n, secs);
+        let stats = common::beacon_settle(&client);
+        println!("  {}", common::beacon_report(&what, &stats));
+    }
+    otel_spans("otel spans at 1 M/s", |op| offer_at(1e6, run, op));
 }
