@@ -62,7 +62,11 @@ pub(crate) fn u64() -> u64 {
 fn u64s<const N: usize>() -> [u64; N] {
     FAST.with(|s| {
         let mut state = s.get();
-        let out = std::array::from_fn(|_| wyrand(&mut state));
+        // A plain loop: `array::from_fn` went through a closure call per element.
+        let mut out = [0; N];
+        for x in &mut out {
+            *x = wyrand(&mut state);
+        }
         s.set(state);
         out
     })
