@@ -585,6 +585,75 @@ fn byte_bound_and_drop_oldest() {
 }
 
 #[test]
+fn drop_oldest_reaches_into_the_recording_threads_lanes() {
+    // Sizes of a small item and of the big one's envelope, from a client that delivers.
+    let mem = MemoryTransport::new();
+    let probe = client_with(&mem, BatchConfig::default());
+    probe.record("behavioral", "s0", &[]);
+    probe.record("behavioral", "big", &attrs!["blob" => ""]);
+    probe.flush_blocking(Duration::from_secs(5)).unwrap();
+    let (small, big_base) = (mem.items()[0].len(), mem.items()[1].len());
+    let big_blob = "x".repeat(small * 3 / 2 - big_base);
+
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_memory_bytes: small * 5 + 10,
+            overflow: Overflow::DropOldest,
+            ..slow_ticks()
+        },
+    );
+    // s0..s4 fill the bound; s5 evicts s0 (gathered from the lane into the queue), s6..s8
+    // evict s1..s3 from the queue, which then holds only s4; the rest are in the lane.
+    for n in 0..9 {
+        client.record("behavioral", &format!("s{n}"), &[]);
+    }
+    // The big item needs the room of two: s4 from the queue, then s5 from the lane.
+    client.record("behavioral", "big", &attrs!["blob" => big_blob.as_str()]);
+    assert_eq!(client.stats().dropped.queue_full, 6);
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let names: Vec<String> = of_type(&mem.values(), "behavioral")
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["s6", "s7", "s8", "big"],
+        "the oldest went, the new one stayed"
+    );
+}
+
+#[test]
+fn a_full_batch_split_between_the_queue_and_the_lanes_wakes_the_flusher() {
+    // Only a wake-up can send anything here: the interval is an hour.
+    let mem = MemoryTransport::new();
+    let client = client_with(
+        &mem,
+        BatchConfig {
+            max_batch_size: 120,
+            ..slow_ticks()
+        },
+    );
+    let delivered = |client: &Client| client.stats().delivered;
+    // 150 items: two full lane blocks (128) wake the flusher, which sends 120; the other 30
+    // stay queued, short of a batch.
+    for _ in 0..150 {
+        client.record("behavioral", "e", &[]);
+    }
+    wait_for("the first batch", || delivered(&client) == 120);
+    // Let the flusher stop looking on its own and go back to being woken.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(delivered(&client), 120, "30 items are short of a batch");
+    // 106 more: 30 queued + 106 set aside in the lane make a full batch, though the lane's
+    // blocks alone (106) do not.
+    for _ in 0..106 {
+        client.record("behavioral", "e", &[]);
+    }
+    wait_for("the second batch", || delivered(&client) == 240);
+}
+
+#[test]
 fn permanent_failures_are_counted_as_delivery_failed() {
     let mem = MemoryTransport::new();
     let client = client_with(&mem, slow_ticks());

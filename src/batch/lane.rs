@@ -82,12 +82,20 @@ struct Producer {
 struct Consumer {
     /// Items of the current block already taken out.
     head: usize,
-    /// Blocks set aside, oldest first, each with the slots that still hold items.
-    full: VecDeque<(Box<Block>, std::ops::Range<usize>)>,
+    /// Blocks set aside, oldest first.
+    full: VecDeque<SetAside>,
     /// Emptied blocks, kept for reuse (at most [`SPARE_MAX`]). Boxed: a block changes
     /// places as a pointer (it becomes `current`), never as 3 KiB copied.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<Block>>,
+}
+
+/// A block set aside: the slots that still hold items, and those items' bytes (so counting
+/// what a lane holds does not read every item under the lock).
+struct SetAside {
+    block: Box<Block>,
+    held: std::ops::Range<usize>,
+    bytes: usize,
 }
 
 /// One thread's staged items for one pipeline.
@@ -103,9 +111,10 @@ pub(super) struct Lane {
 // SAFETY: a slot of the current block is written only by the owning thread, and only at
 // `tail` or after (free); it is read only under `consumer`, and only before `tail` (published
 // by the Release store of `tail`) and from `head` on (not taken yet). A set-aside block is no
-// longer written; its items are read only under `consumer`. The current block is replaced
-// only under `consumer`, with `tail` and `head` reset there. No slot is ever accessed from
-// two threads at once.
+// longer written; it is read under `consumer` while in the lane, or by the one consumer that
+// took it out of the lane under `consumer`. The current block is replaced only under
+// `consumer`, with `tail` and `head` reset there. No slot is ever accessed from two threads
+// at once.
 unsafe impl Sync for Lane {}
 // SAFETY: the items are `Send`; see above for the slots.
 unsafe impl Send for Lane {}
@@ -181,7 +190,14 @@ impl Lane {
                 c.spare.push(old);
             }
         } else {
-            c.full.push_back((old, start..written));
+            // SAFETY: slots `start..written` hold the items this thread wrote and the
+            // consumer has not taken (it takes only under `consumer`, held here).
+            let bytes = (start..written).map(|k| unsafe { old.peek(k) }.len()).sum();
+            c.full.push_back(SetAside {
+                block: old,
+                held: start..written,
+                bytes,
+            });
         }
         set_aside.fetch_add(n, Ordering::Relaxed) + n
     }
@@ -210,7 +226,7 @@ impl Lane {
         let mut bytes = 0;
         let mut from_blocks = 0;
         let mut emptied = Vec::with_capacity(full.len());
-        for (block, held) in full {
+        for SetAside { block, held, .. } in full {
             from_blocks += held.len();
             for k in held {
                 // SAFETY: the block was set aside with these slots holding items, and it was
@@ -242,14 +258,13 @@ impl Lane {
         let current = self.current.load(Ordering::Relaxed);
         let mut items = 0;
         let mut bytes = 0;
-        let held = c
-            .full
-            .iter()
-            .flat_map(|(block, held)| held.clone().map(move |k| (&**block as *const Block, k)))
-            .chain((c.head..tail).map(|k| (current as *const Block, k)));
-        for (block, k) in held {
+        for s in &c.full {
+            items += s.held.len();
+            bytes += s.bytes;
+        }
+        for k in c.head..tail {
             // SAFETY: as in `drain_into`; the item is only looked at.
-            bytes += unsafe { (*block).peek(k) }.len();
+            bytes += unsafe { (*current).peek(k) }.len();
             items += 1;
         }
         (items, bytes, self.accepted())
@@ -280,6 +295,7 @@ impl Drop for Lane {
         let held = c
             .full
             .drain(..)
+            .map(|s| (s.block, s.held))
             .chain(std::iter::once((current, head..tail)));
         for (block, held) in held {
             for k in held {

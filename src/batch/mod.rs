@@ -264,6 +264,9 @@ pub(crate) struct Pipeline {
     /// Items in set-aside lane blocks, not yet gathered: the flusher is woken when they make
     /// a full batch.
     set_aside: lane::Aligned<AtomicUsize>,
+    /// The shared queue's length, as last changed under its lock: with `set_aside`, what a
+    /// recording thread adds up to decide whether a full batch waits.
+    queued: AtomicUsize,
     queue: Mutex<Queue>,
     closed: AtomicBool,
     /// Set while the flusher looks for full batches on its own: recording threads then do not
@@ -313,6 +316,7 @@ impl Pipeline {
         Arc::new(Pipeline {
             block_items: lane::BLOCK.min(cfg.max_batch_size),
             set_aside: lane::Aligned(AtomicUsize::new(0)),
+            queued: AtomicUsize::new(0),
             cfg,
             id: PIPELINES.fetch_add(1, Ordering::Relaxed),
             held: lane::Aligned(AtomicU64::new(0)),
@@ -400,7 +404,7 @@ impl Pipeline {
                 &self.set_aside,
                 |new| lock(&self.lanes).push(new.clone()),
                 |total| {
-                    if total >= self.cfg.max_batch_size {
+                    if total + self.queued.load(Ordering::Relaxed) >= self.cfg.max_batch_size {
                         self.wake_for_full_batch();
                     }
                 },
@@ -416,7 +420,8 @@ impl Pipeline {
             let mut q = lock(&self.queue);
             q.bytes += len;
             q.items.push_back(item);
-            q.items.len() >= self.cfg.max_batch_size
+            self.note_queued(&q);
+            q.items.len() + self.set_aside.load(Ordering::Relaxed) >= self.cfg.max_batch_size
         };
         self.accepted.fetch_add(1, Ordering::Relaxed);
         if full {
@@ -485,27 +490,42 @@ impl Pipeline {
             }
             !ended
         });
+        self.note_queued(&q);
+    }
+
+    /// Records the queue's length (see `queued`); called under the queue's lock wherever it
+    /// changes.
+    fn note_queued(&self, q: &Queue) {
+        self.queued.store(q.items.len(), Ordering::Relaxed);
     }
 
     /// `drop_oldest`: drops queued items, oldest first, until an item of `len` bytes fits,
     /// and takes its room. Returns `false` when it cannot fit even with the queue empty.
     fn evict_for(&self, len: usize) -> bool {
-        if lock(&self.queue).items.is_empty() {
-            self.gather();
-        }
         let mut evicted = 0;
+        let mut gathered = false;
         let mut q = lock(&self.queue);
         let fits = loop {
             if self.reserve(len) {
                 break true;
             }
             let Some(old) = q.items.pop_front() else {
-                break false;
+                // The oldest items left are in the lanes: gather them once (the lanes' lock
+                // comes before the queue's).
+                if gathered {
+                    break false;
+                }
+                gathered = true;
+                drop(q);
+                self.gather();
+                q = lock(&self.queue);
+                continue;
             };
             q.bytes -= old.len();
             self.release(1, old.len());
             evicted += 1;
         };
+        self.note_queued(&q);
         drop(q);
         self.drop_items(DropReason::QueueFull, evicted);
         fits
@@ -557,6 +577,7 @@ impl Pipeline {
         }
         *budget -= items.len();
         q.bytes -= bytes;
+        self.note_queued(&q);
         q.inflight_items += items.len();
         q.inflight_bytes += bytes;
         let report = self.due_report(&q);
@@ -643,6 +664,7 @@ impl Pipeline {
                     q.items.push_front(it);
                 }
                 q.bytes += bytes;
+                self.note_queued(&q);
                 drop(q);
                 self.requeues.fetch_add(1, Ordering::AcqRel);
                 self.batches_failed.fetch_add(1, Ordering::Relaxed);
@@ -917,6 +939,7 @@ impl Pipeline {
         }
         let item_bytes: usize = items.iter().map(Item::len).sum();
         q.bytes -= item_bytes;
+        self.note_queued(&q);
         q.inflight_items += n;
         q.inflight_bytes += item_bytes;
         let mut report = None;

@@ -539,6 +539,7 @@ mod pool {
             return;
         }
         let mut items = items.into_iter();
+        let mut large = Vec::new();
         {
             let Ok(mut shared) = SHARED.lock() else {
                 return;
@@ -551,9 +552,12 @@ mod pool {
                     buf.clear();
                     shared.bytes += buf.capacity();
                     shared.buffers.push(buf);
+                } else {
+                    large.push(buf);
                 }
             }
         }
+        drop(large);
         drop(items);
     }
 }

@@ -620,8 +620,8 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     use std::ptr::{read_unaligned as get, write_unaligned as put};
     let n = src.len();
     let s = src.as_ptr();
-    // SAFETY: every read is inside `src` (the two halves overlap when `n` is below twice the
-    // width) and every write inside the `n` bytes at `dst`.
+    // SAFETY: every read is inside `src` (the first and last pieces overlap when `n` is below
+    // twice their width) and every write inside the `n` bytes at `dst`.
     unsafe {
         if n >= 16 {
             if n > 32 {
