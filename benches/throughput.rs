@@ -18,23 +18,9 @@ use beacon::attrs;
 use opentelemetry::trace::{Span as _, Tracer as _};
 use opentelemetry::KeyValue;
 
-/// Calls `op` until `run` has passed; returns the calls made and the seconds they took.
-fn offer_for(run: Duration, mut op: impl FnMut()) -> (u64, f64) {
-    let start = Instant::now();
-    let mut n = 0u64;
-    loop {
-        for _ in 0..1024 {
-            op();
-        }
-        n += 1024;
-        if start.elapsed() >= run {
-            return (n, start.elapsed().as_secs_f64());
-        }
-    }
-}
-
-/// Like [`offer_for`], but at `per_sec` calls a second: after each group of 1024 calls it
-/// waits (spinning) until the schedule catches up.
+/// Calls `op` until `run` has passed, at most `per_sec` calls a second (infinity: as fast as
+/// it can): after each group of 1024 calls it waits (spinning) until the schedule catches up.
+/// Returns the calls made and the seconds they took.
 fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> (u64, f64) {
     let start = Instant::now();
     let mut n = 0u64;
@@ -51,6 +37,11 @@ fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> (u64, f64) {
             return (n, start.elapsed().as_secs_f64());
         }
     }
+}
+
+/// [`offer_at`] as fast as it can.
+fn offer_for(run: Duration, op: impl FnMut()) -> (u64, f64) {
+    offer_at(f64::INFINITY, run, op)
 }
 
 /// OpenTelemetry's batch span processor, offered spans by `offer`.
