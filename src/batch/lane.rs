@@ -145,13 +145,9 @@ impl Lane {
     #[inline]
     fn push(&self, item: Item, limit: usize, set_aside: &AtomicUsize) -> Option<usize> {
         let limit = limit.clamp(1, BLOCK);
-        let mut tail = self.producer.tail.load(Ordering::Relaxed);
-        let mut total = None;
-        if tail >= limit {
-            // Only if `limit` changed; a full block is set aside as it fills.
-            total = Some(self.set_aside(tail, set_aside));
-            tail = 0;
-        }
+        // A full block is set aside as it fills (below), so there is always a free slot.
+        let tail = self.producer.tail.load(Ordering::Relaxed);
+        debug_assert!(tail < limit);
         let block = self.current.load(Ordering::Relaxed);
         // SAFETY: only this thread writes slots or replaces the block, and slot `tail` is
         // free (see `impl Sync`).
@@ -164,10 +160,7 @@ impl Lane {
         crate::rt::prefetch_write(unsafe { (*block).0[(tail + 4).min(BLOCK - 1)].get() }.cast());
         let accepted = &self.producer.accepted;
         accepted.store(accepted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        if tail + 1 >= limit {
-            total = Some(self.set_aside(tail + 1, set_aside));
-        }
-        total
+        (tail + 1 >= limit).then(|| self.set_aside(tail + 1, set_aside))
     }
 
     /// Sets the current block, which holds `written` items, aside and starts an empty one.

@@ -47,8 +47,8 @@ impl Item {
     /// Writes the envelope's `event_id` (a new UUIDv7) and `event_time`, once. The batching
     /// core calls it when the item leaves the queue, on the flushing side, so recording
     /// threads do not pay for the id's randomness and the time's formatting; the encoded size
-    /// does not change. A requeued item keeps its id.
-    /// The id's random bits come from `bits`.
+    /// does not change. A requeued item keeps its id. The id's random bits come from
+    /// `bits`.
     #[inline]
     fn stamp(&mut self, bits: &mut crate::random::UuidBits<'_>) {
         let ms = std::mem::replace(&mut self.unstamped_ms, STAMPED);
