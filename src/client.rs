@@ -1,6 +1,7 @@
 //! The public API: [`ClientBuilder`] and [`Client`]. Children made with [`Client::with`] share
 //! one pipeline; attribute precedence is client < child < call.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
@@ -614,19 +615,27 @@ impl Client {
 
     /// Starts a span, a child of this thread's active span if there is one. It becomes the
     /// active span on this thread until it ends (on [`Span::end`] or drop).
-    pub fn span(&self, name: &str) -> Span {
-        self.start_span(name, Self::active())
+    ///
+    /// The span borrows the client; [`Span::into_owned`] makes one that can outlive the
+    /// borrow (moved into a spawned task, kept in a struct).
+    pub fn span(&self, name: &str) -> Span<'_> {
+        self.start_span(Cow::Borrowed(self), name, Self::active())
     }
 
     /// Starts a span continuing a remote trace (e.g. from a `traceparent` header).
-    pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span {
-        self.start_span(name, Some(Ids::of(parent)))
+    pub fn span_with_parent(&self, name: &str, parent: &SpanContext) -> Span<'_> {
+        self.start_span(Cow::Borrowed(self), name, Some(Ids::of(parent)))
     }
 
-    fn start_span(&self, name: &str, parent: Option<Ids>) -> Span {
-        // First: the increment's locked instruction waits for this thread's pending stores,
-        // and before the item is written there are few.
-        let client = self.clone();
+    /// Starts a span that owns a handle to its client (the browser's span handles outlive
+    /// any borrow).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn span_owned(&self, name: &str, parent: Option<&SpanContext>) -> Span<'static> {
+        let parent = parent.map(Ids::of).or_else(Self::active);
+        self.start_span(Cow::Owned(self.clone()), name, parent)
+    }
+
+    fn start_span<'a>(&self, client: Cow<'a, Client>, name: &str, parent: Option<Ids>) -> Span<'a> {
         // The parent's trace, or a new one (sampled at the client's span rate) for a root.
         let cx = match (parent, self.shared()) {
             (Some(p), s) => Ids {
@@ -906,14 +915,18 @@ impl Overridden {
 
 // See `Span`'s doc comment.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Span>() <= 128);
+const _: () = assert!(std::mem::size_of::<Span<'static>>() <= 128);
 
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
 ///
+/// It borrows the client it was started from, like a lock guard: counting a reference to
+/// the client (two atomic instructions) was about a sixth of a span's cost. A span that must
+/// outlive the borrow, e.g. one moved into a spawned task, is made with [`Span::into_owned`].
+///
 /// Its fields are kept within 128 bytes: moving a larger span (into [`Span::end`], out of
 /// [`Client::span`]) was a call to `memcpy`.
-pub struct Span {
-    client: Client,
+pub struct Span<'a> {
+    client: Cow<'a, Client>,
     /// The item being written; `None` when the span is not sampled or its name is invalid.
     item: Option<ItemWriter>,
     /// The trace id's low and high 64 bits.
@@ -922,15 +935,43 @@ pub struct Span {
     /// When it started, on [`rt::mono_us`]'s clock.
     start_us: u64,
     overridden: Overridden,
-    /// The message of an error status.
-    status_message: Option<Box<str>>,
+    /// The message of an error status (boxed: one pointer in the span).
+    #[allow(clippy::box_collection)]
+    status_message: Option<Box<String>>,
     /// [`SpanStatus::code`].
     status: u8,
     sampled: bool,
     invalid: bool,
 }
 
-impl Span {
+impl Span<'_> {
+    /// This span with its own handle to the client, so it can outlive the client it was
+    /// started from: moved into a spawned task or another thread, or kept in a struct. It
+    /// stays the same span (same ids, attributes and start time) but stops being this
+    /// thread's active span, since it may end anywhere: spans started on this thread from
+    /// now on are not its children, and logs do not carry its ids. To start children of it
+    /// elsewhere, use [`Client::span_with_parent`] with its [`Span::context`].
+    pub fn into_owned(self) -> Span<'static> {
+        leave_active(self.span_id);
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so each field is moved out exactly once (read
+        // here), and the span's drop (which would end it) does not run for the old value.
+        unsafe {
+            Span {
+                client: Cow::Owned(std::ptr::read(&this.client).into_owned()),
+                item: std::ptr::read(&this.item),
+                trace: this.trace,
+                span_id: this.span_id,
+                start_us: this.start_us,
+                overridden: std::ptr::read(&this.overridden),
+                status_message: std::ptr::read(&this.status_message),
+                status: this.status,
+                sampled: this.sampled,
+                invalid: this.invalid,
+            }
+        }
+    }
+
     fn ids(&self) -> Ids {
         Ids {
             trace: u128::from(self.trace[1]) << 64 | u128::from(self.trace[0]),
@@ -968,7 +1009,7 @@ impl Span {
     pub fn set_status(&mut self, status: SpanStatus) -> &mut Self {
         self.status = status.code();
         self.status_message = match status {
-            SpanStatus::Error(m) => Some(m.into_boxed_str()),
+            SpanStatus::Error(m) => Some(Box::new(m)),
             _ => None,
         };
         self
@@ -982,16 +1023,7 @@ impl Span {
 
     /// Takes the span off this thread's stack and queues its item (from `Drop`, so once).
     fn finish(&mut self) {
-        let id = self.span_id;
-        ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            // Usually the innermost span ends first.
-            if a.last().is_some_and(|c| c.span == id) {
-                a.pop();
-            } else if let Some(pos) = a.iter().rposition(|c| c.span == id) {
-                a.remove(pos);
-            }
-        });
+        leave_active(self.span_id);
         let Some(s) = self.client.shared() else {
             return;
         };
@@ -1020,6 +1052,20 @@ impl Span {
     }
 }
 
+/// Takes the span `id` off this thread's stack of active spans.
+#[inline]
+fn leave_active(id: u64) {
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        // Usually the innermost span ends first.
+        if a.last().is_some_and(|c| c.span == id) {
+            a.pop();
+        } else if let Some(pos) = a.iter().rposition(|c| c.span == id) {
+            a.remove(pos);
+        }
+    });
+}
+
 fn is_span_field(key: &str) -> bool {
     matches!(
         key,
@@ -1032,13 +1078,13 @@ fn is_span_field(key: &str) -> bool {
     )
 }
 
-impl Drop for Span {
+impl Drop for Span<'_> {
     fn drop(&mut self) {
         self.finish();
     }
 }
 
-impl fmt::Debug for Span {
+impl fmt::Debug for Span<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.item.as_ref().map(ItemWriter::event_name);
         f.debug_struct("Span")

@@ -816,6 +816,57 @@ fn spans_logs_and_traceparent() {
 }
 
 #[test]
+fn an_owned_span_outlives_its_client_handle_and_ends_on_another_thread() {
+    let mem = MemoryTransport::new();
+    let client = client_with(&mem, slow_ticks());
+    let root = client.span("GET /pay");
+    let (moved, moved_cx) = {
+        // Started from a child client whose handle is gone before the span ends.
+        let child = client.with(&attrs!["tier" => "gold"]);
+        let mut s = child.span("charge");
+        s.set_attr("attempt", 1)
+            .set_status(SpanStatus::Error("declined".into()));
+        let cx = s.context();
+        (s.into_owned(), cx)
+    };
+    // No longer this thread's active span: a new span here is a child of the root.
+    let sibling = client.span("render");
+    assert_eq!(
+        Client::current_span().unwrap().span_id,
+        sibling.context().span_id
+    );
+    drop(sibling);
+    assert_eq!(Client::current_span(), Some(root.context()));
+    std::thread::spawn(move || {
+        let mut s = moved;
+        s.set_attr("card", "visa");
+        assert_eq!(s.context(), moved_cx);
+        s.end();
+    })
+    .join()
+    .unwrap();
+    drop(root);
+    assert!(Client::current_span().is_none());
+    client.flush_blocking(Duration::from_secs(5)).unwrap();
+    let v = mem.values();
+    let spans = of_type(&v, "span");
+    assert_eq!(spans.len(), 3);
+    let by_name = |n: &str| *spans.iter().find(|s| s["event_name"] == n).unwrap();
+    let (root, charge, render) = (by_name("GET /pay"), by_name("charge"), by_name("render"));
+    assert_eq!(charge["span_id"], moved_cx.span_id_hex().as_str());
+    assert_eq!(charge["parent_span_id"], root["span_id"]);
+    assert_eq!(render["parent_span_id"], root["span_id"]);
+    assert_eq!(charge["tier"], "gold");
+    assert_eq!(charge["attempt"], 1);
+    assert_eq!(charge["card"], "visa");
+    assert_eq!(
+        (charge["status"].as_str(), charge["status_message"].as_str()),
+        (Some("error"), Some("declined"))
+    );
+    assert!(render.get("tier").is_none());
+}
+
+#[test]
 fn rollup_reports_deltas_and_survives_failing_traits() {
     let mem = MemoryTransport::new();
     let client = client_with(

@@ -203,7 +203,7 @@ impl BeaconCore {
     /// span not yet ended, else a new trace.
     #[wasm_bindgen(js_name = startSpan)]
     pub fn start_span(&self, name: &str, parent: &[u8]) -> SpanHandle {
-        let span = match parent {
+        let parent = match parent {
             [trace @ .., s0, s1, s2, s3, s4, s5, s6, s7, flags] if trace.len() == 16 => {
                 let mut cx = SpanContext {
                     trace_id: [0; 16],
@@ -211,11 +211,13 @@ impl BeaconCore {
                     sampled: flags & 1 == 1,
                 };
                 cx.trace_id.copy_from_slice(trace);
-                self.client.span_with_parent(name, &cx)
+                Some(cx)
             }
-            _ => self.client.span(name),
+            _ => None,
         };
-        SpanHandle { span: Some(span) }
+        SpanHandle {
+            span: Some(self.client.span_owned(name, parent.as_ref())),
+        }
     }
 
     /// A child client that adds these attributes to every item and shares this pipeline.
@@ -285,7 +287,7 @@ impl BeaconCore {
 /// A span in progress (see `BeaconCore::startSpan`). Sent when ended.
 #[wasm_bindgen]
 pub struct SpanHandle {
-    span: Option<Span>,
+    span: Option<Span<'static>>,
 }
 
 #[wasm_bindgen]
