@@ -1066,16 +1066,30 @@ fn leave_active(id: u64) {
     });
 }
 
+/// The fields a span writes itself, which its attributes may not set.
+const SPAN_FIELDS: [&str; 6] = [
+    fields::TRACE_ID,
+    fields::SPAN_ID,
+    fields::PARENT_SPAN_ID,
+    fields::DURATION_MS,
+    fields::STATUS,
+    fields::STATUS_MESSAGE,
+];
+
+/// Bit `n` is set when a span field is `n` bytes long.
+const SPAN_FIELD_LENS: u64 = {
+    let (mut m, mut i) = (0u64, 0);
+    while i < SPAN_FIELDS.len() {
+        m |= 1 << SPAN_FIELDS[i].len();
+        i += 1;
+    }
+    m
+};
+
+#[inline]
 fn is_span_field(key: &str) -> bool {
-    matches!(
-        key,
-        fields::TRACE_ID
-            | fields::SPAN_ID
-            | fields::PARENT_SPAN_ID
-            | fields::DURATION_MS
-            | fields::STATUS
-            | fields::STATUS_MESSAGE
-    )
+    // The lengths first: most keys are none of these.
+    key.len() < 64 && SPAN_FIELD_LENS >> key.len() & 1 == 1 && SPAN_FIELDS.contains(&key)
 }
 
 impl Drop for Span<'_> {

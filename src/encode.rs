@@ -16,6 +16,9 @@ pub(crate) struct Ctx {
     pub(crate) attrs: Vec<(Box<str>, OwnedValue)>,
     fragment: String,
     pub(crate) hash: u64,
+    /// Bit `n` (`n` up to 63) is set when a key is `n` bytes long (63: 63 or more), so most
+    /// keys are known not to be here without a search.
+    key_lens: u64,
 }
 
 /// An attribute key that breaks the schema.
@@ -50,6 +53,7 @@ impl Ctx {
             hash_value(v, &mut h);
         }
         Ok(Ctx {
+            key_lens: merged.iter().fold(0, |m, (k, _)| m | len_bit(k)),
             attrs: merged,
             fragment,
             hash: h.finish(),
@@ -145,6 +149,9 @@ impl Ctx {
     /// The position of `key` among this context's attributes.
     #[inline]
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        if self.key_lens & len_bit(key) == 0 {
+            return None;
+        }
         self.attrs.iter().position(|(k, _)| **k == *key)
     }
 
@@ -167,6 +174,12 @@ impl Ctx {
             }
         }
     }
+}
+
+/// A key's bit in [`Ctx`]'s `key_lens`.
+#[inline]
+fn len_bit(key: &str) -> u64 {
+    1 << key.len().min(63)
 }
 
 /// Hashes a value (floats by their bits).
