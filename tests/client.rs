@@ -151,12 +151,30 @@ fn invalid_records_are_counted_not_sent() {
     client.record("behavioral", "", &[]);
     client.record("behavioral", "x", &attrs!["event_source" => "reserved"]);
     client.counter("", 1.0, &[]);
-    assert_eq!(client.stats().dropped.invalid, 4);
+    // A span's own fields cannot be set as attributes.
+    client.span("s").set_attr("status", "ok");
+    client
+        .span("s")
+        .set_attr("parent_span_id", "00f067aa0ba902b7");
+    client
+        .span("s")
+        .set_attr("status_", "fine")
+        .set_attr("span", 1);
+    assert_eq!(client.stats().dropped.invalid, 6);
     client.flush_blocking(Duration::from_secs(5)).unwrap();
     let values = mem.values();
     let reports = of_type(&values, "client_report");
-    assert_eq!(values.len(), 1, "only the client report: {values:?}");
-    assert_eq!(reports[0]["dropped_invalid"], 4);
+    let spans = of_type(&values, "span");
+    assert_eq!(
+        values.len(),
+        2,
+        "the client report and one span: {values:?}"
+    );
+    assert_eq!(
+        (spans[0]["status_"].as_str(), spans[0]["span"].as_i64()),
+        (Some("fine"), Some(1))
+    );
+    assert_eq!(reports[0]["dropped_invalid"], 6);
 }
 
 #[test]
