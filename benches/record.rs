@@ -61,6 +61,7 @@ impl PushMetricExporter for NoopMetricExporter {
 
 /// Runs `op` once per iteration and adds the iterations to `offered`.
 fn bench(c: &mut Criterion, name: &str, offered: &Cell<u64>, mut op: impl FnMut()) {
+    let (cpu, began) = (common::CpuTimes::now(), Instant::now());
     c.bench_function(name, |b| {
         b.iter_custom(|iters| {
             offered.set(offered.get() + iters);
@@ -71,6 +72,10 @@ fn bench(c: &mut Criterion, name: &str, offered: &Cell<u64>, mut op: impl FnMut(
             start.elapsed()
         })
     });
+    // (A benchmark left out by a filter takes no time and gets no line.)
+    if began.elapsed() > Duration::from_secs(1) {
+        println!("{name}: machine noise{}", common::steal_note(&cpu));
+    }
 }
 
 fn main() {

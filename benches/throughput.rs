@@ -20,8 +20,8 @@ use opentelemetry::KeyValue;
 
 /// Calls `op` until `run` has passed, at most `per_sec` calls a second (infinity: as fast as
 /// it can): after each group of 1024 calls it waits (spinning) until the schedule catches up.
-/// Returns the calls made and the seconds they took.
-fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> (u64, f64) {
+fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> Run {
+    let cpu = common::CpuTimes::now();
     let start = Instant::now();
     let mut n = 0u64;
     loop {
@@ -34,39 +34,54 @@ fn offer_at(per_sec: f64, run: Duration, mut op: impl FnMut()) -> (u64, f64) {
             std::hint::spin_loop();
         }
         if start.elapsed() >= run {
-            return (n, start.elapsed().as_secs_f64());
+            return Run {
+                calls: n,
+                secs: start.elapsed().as_secs_f64(),
+                noise: common::steal_note(&cpu),
+            };
         }
     }
 }
 
+/// What [`offer_at`] did: the calls made, the seconds they took, and the machine's steal
+/// time meanwhile.
+struct Run {
+    calls: u64,
+    secs: f64,
+    noise: String,
+}
+
 /// [`offer_at`] as fast as it can.
-fn offer_for(run: Duration, op: impl FnMut()) -> (u64, f64) {
+fn offer_for(run: Duration, op: impl FnMut()) -> Run {
     offer_at(f64::INFINITY, run, op)
 }
 
 /// OpenTelemetry's batch span processor, offered spans by `offer`.
-fn otel_spans(what: &str, offer: impl FnOnce(&mut dyn FnMut()) -> (u64, f64)) {
+fn otel_spans(what: &str, offer: impl FnOnce(&mut dyn FnMut()) -> Run) {
     let (provider, tracer, exported) = common::otel_tracer();
-    let (n, secs) = offer(&mut || {
+    let r = offer(&mut || {
         let mut s = tracer.start("checkout");
         s.set_attribute(KeyValue::new("a", "x"));
         s.set_attribute(KeyValue::new("b", 2));
         s.set_attribute(KeyValue::new("c", true));
         s.end();
     });
-    rate(what, n, secs);
+    rate(what, &r);
     let _ = provider.force_flush();
     println!(
         "  {}",
-        common::otel_report(what, n, exported.load(Ordering::Relaxed))
+        common::otel_report(what, r.calls, exported.load(Ordering::Relaxed))
     );
     let _ = provider.shutdown();
 }
 
-fn rate(what: &str, n: u64, secs: f64) {
+fn rate(what: &str, r: &Run) {
     println!(
-        "{what:<28} {n:>10} items in {secs:.3} s = {:>6.3} M items/s",
-        n as f64 / secs / 1e6
+        "{what:<28} {:>10} items in {:.3} s = {:>6.3} M items/s{}",
+        r.calls,
+        r.secs,
+        r.calls as f64 / r.secs / 1e6,
+        r.noise
     );
 }
 
@@ -79,27 +94,27 @@ fn main() {
     };
 
     let client = common::beacon_client();
-    let (n, secs) = offer_for(run, || {
+    let r = offer_for(run, || {
         client.record(
             "behavioral",
             "login-start",
             &attrs!["a" => "x", "b" => 2, "c" => true],
         )
     });
-    rate("beacon events (3 attrs)", n, secs);
+    rate("beacon events (3 attrs)", &r);
     let stats = common::beacon_settle(&client);
     println!("  {}", common::beacon_report("beacon events", &stats));
     drop(client);
 
     let client = common::beacon_client();
-    let (n, secs) = offer_for(run, || {
+    let r = offer_for(run, || {
         let mut s = client.span("checkout");
         s.set_attr("a", "x");
         s.set_attr("b", 2);
         s.set_attr("c", true);
         s.end();
     });
-    rate("beacon spans (3 attrs)", n, secs);
+    rate("beacon spans (3 attrs)", &r);
     let stats = common::beacon_settle(&client);
     println!("  {}", common::beacon_report("beacon spans", &stats));
     drop(client);
@@ -109,7 +124,7 @@ fn main() {
     // Fixed rates.
     for millions in [1.0, 2.0, 4.0] {
         let client = common::beacon_client();
-        let (n, secs) = offer_at(millions * 1e6, run, || {
+        let r = offer_at(millions * 1e6, run, || {
             client.record(
                 "behavioral",
                 "login-start",
@@ -117,13 +132,13 @@ fn main() {
             )
         });
         let what = format!("beacon events at {millions} M/s");
-        rate(&what, n, secs);
+        rate(&what, &r);
         let stats = common::beacon_settle(&client);
         println!("  {}", common::beacon_report(&what, &stats));
     }
     for millions in [1.0, 2.0] {
         let client = common::beacon_client();
-        let (n, secs) = offer_at(millions * 1e6, run, || {
+        let r = offer_at(millions * 1e6, run, || {
             let mut s = client.span("checkout");
             s.set_attr("a", "x");
             s.set_attr("b", 2);
@@ -131,7 +146,7 @@ fn main() {
             s.end();
         });
         let what = format!("beacon spans at {millions} M/s");
-        rate(&what, n, secs);
+        rate(&what, &r);
         let stats = common::beacon_settle(&client);
         println!("  {}", common::beacon_report(&what, &stats));
     }

@@ -80,3 +80,47 @@ pub fn otel_report(what: &str, offered: u64, exported: u64) -> String {
         offered.saturating_sub(exported)
     )
 }
+
+/// A reading of this machine's CPU time counters (`/proc/stat`), to tell how much of a
+/// benchmark's time the hypervisor gave to other machines (steal time): figures measured
+/// under heavy steal are slower than the code.
+pub struct CpuTimes {
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// The counters now; `None` where `/proc/stat` cannot be read.
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|t| t.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(CpuTimes {
+            steal: *ticks.get(7)?,
+            // Guest time is already counted in user time.
+            total: ticks.iter().take(8).sum(),
+        })
+    }
+
+    /// The share of CPU time stolen since this reading, in percent.
+    pub fn steal_percent_since(&self) -> Option<f64> {
+        let now = CpuTimes::now()?;
+        let total = now.total.checked_sub(self.total).filter(|t| *t > 0)?;
+        Some(100.0 * now.steal.saturating_sub(self.steal) as f64 / total as f64)
+    }
+}
+
+/// ", steal N %" for a line about a run that started at `since`, or nothing.
+pub fn steal_note(since: &Option<CpuTimes>) -> String {
+    since
+        .as_ref()
+        .and_then(CpuTimes::steal_percent_since)
+        .map(|p| format!(", steal {p:.0} % of CPU time"))
+        .unwrap_or_default()
+}
