@@ -920,7 +920,7 @@ const _: () = assert!(std::mem::size_of::<Span<'static>>() <= 128);
 /// A span in progress. Ends (and is emitted) on [`Span::end`] or when dropped.
 ///
 /// It borrows the client it was started from, like a lock guard: counting a reference to
-/// the client (two atomic instructions) was about a sixth of a span's cost. A span that must
+/// the client (two atomic instructions) was about a tenth of a span's cost. A span that must
 /// outlive the borrow, e.g. one moved into a spawned task, is made with [`Span::into_owned`].
 ///
 /// Its fields are kept within 128 bytes: moving a larger span (into [`Span::end`], out of
