@@ -216,3 +216,35 @@ pub(crate) fn to_owned_attrs(attrs: &Attrs<'_>) -> Vec<(Box<str>, OwnedValue)> {
         .map(|(k, v)| (Box::<str>::from(*k), v.clone().into_owned()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_63_bytes_or_more_share_a_length_bit_and_are_still_found() {
+        let (k65, k70) = ("k".repeat(65), "q".repeat(70));
+        let ctx = Ctx::new(vec![
+            (k65.as_str().into(), Value::from(1)),
+            (k70.as_str().into(), Value::from(2)),
+            ("region".into(), Value::from("eu")),
+        ])
+        .unwrap();
+        assert_eq!(ctx.index_of(&k65), Some(0));
+        assert_eq!(ctx.index_of(&k70), Some(1));
+        assert_eq!(ctx.index_of("region"), Some(2));
+        assert_eq!(ctx.index_of(&"k".repeat(66)), None);
+        assert_eq!(ctx.index_of("regio"), None);
+        // A call attribute replaces the client's, which is then written once.
+        let call = [(k70.as_str(), Value::from(3))];
+        let item = ctx
+            .begin_sized("behavioral", "x", 0, &call, 0)
+            .unwrap()
+            .finish();
+        let json = item.json();
+        assert_eq!(json.matches(&format!("\"{k70}\":")).count(), 1, "{json}");
+        assert!(json.contains(&format!("\"{k70}\":3")), "{json}");
+        assert!(json.contains(&format!("\"{k65}\":1")), "{json}");
+        assert!(json.contains("\"region\":\"eu\""), "{json}");
+    }
+}

@@ -834,7 +834,7 @@ fn spans_logs_and_traceparent() {
 }
 
 #[test]
-fn an_owned_span_outlives_its_client_handle_and_ends_on_another_thread() {
+fn a_detached_span_outlives_its_client_handle_and_ends_on_another_thread() {
     let mem = MemoryTransport::new();
     let client = client_with(&mem, slow_ticks());
     let root = client.span("GET /pay");
@@ -845,16 +845,12 @@ fn an_owned_span_outlives_its_client_handle_and_ends_on_another_thread() {
         s.set_attr("attempt", 1)
             .set_status(SpanStatus::Error("declined".into()));
         let cx = s.context();
-        (s.into_owned(), cx)
+        (s.detach(), cx)
     };
-    // No longer this thread's active span: a new span here is a child of the root.
-    let sibling = client.span("render");
-    assert_eq!(
-        Client::current_span().unwrap().span_id,
-        sibling.context().span_id
-    );
-    drop(sibling);
+    // No longer this thread's active span: the root is again, and a new span here is the
+    // root's child.
     assert_eq!(Client::current_span(), Some(root.context()));
+    drop(client.span("render"));
     std::thread::spawn(move || {
         let mut s = moved;
         s.set_attr("card", "visa");
@@ -866,9 +862,10 @@ fn an_owned_span_outlives_its_client_handle_and_ends_on_another_thread() {
     drop(root);
     assert!(Client::current_span().is_none());
     client.flush_blocking(Duration::from_secs(5)).unwrap();
+    assert_eq!(client.stats().dropped.total(), 0);
     let v = mem.values();
     let spans = of_type(&v, "span");
-    assert_eq!(spans.len(), 3);
+    assert_eq!(spans.len(), 3, "{spans:?}");
     let by_name = |n: &str| *spans.iter().find(|s| s["event_name"] == n).unwrap();
     let (root, charge, render) = (by_name("GET /pay"), by_name("charge"), by_name("render"));
     assert_eq!(charge["span_id"], moved_cx.span_id_hex().as_str());

@@ -103,7 +103,7 @@ impl CpuTimes {
             .collect::<Option<_>>()?;
         Some(CpuTimes {
             steal: *ticks.get(7)?,
-            // Guest time is already counted in user time.
+            // Guest and guest_nice time are already counted in user and nice time.
             total: ticks.iter().take(8).sum(),
         })
     }
@@ -116,7 +116,8 @@ impl CpuTimes {
     }
 }
 
-/// ", steal N %" for a line about a run that started at `since`, or nothing.
+/// ", steal N % of CPU time" for a line about a run that started at `since`, or nothing
+/// where `/proc/stat` cannot be read.
 pub fn steal_note(since: &Option<CpuTimes>) -> String {
     since
         .as_ref()
