@@ -122,7 +122,7 @@ export declare class Span {
   readonly traceId: string;
   /** The span id (16 hex digits). */
   readonly spanId: string;
-  /** Sets attributes. */
+  /** Sets attributes (a key set again keeps its last value). */
   setAttributes(attrs: Attrs): this;
   /** Sets the status (`message` goes with `error`). */
   setStatus(status: SpanStatus, message?: string): this;

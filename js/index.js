@@ -168,6 +168,7 @@ function traceparent(value) {
 export class Span {
   #h;
   #status = [];
+  #attrs = new Map();
   /** @internal */
   constructor(handle) {
     this.#h = handle;
@@ -185,9 +186,10 @@ export class Span {
   get spanId() {
     return this.traceparent.slice(36, 52);
   }
-  /** Sets attributes; returns the span. */
+  /** Sets attributes (a key set again keeps its last value); returns the span. */
   setAttributes(attrs) {
-    this.#h.setAttrs(flat(attrs));
+    const a = flat(attrs);
+    for (let i = 0; i < a.length; i += 2) this.#attrs.set(a[i], a[i + 1]);
     return this;
   }
   /** Sets the status: `'ok'`, `'error'` (with a message) or `'unset'`; returns the span. */
@@ -198,6 +200,8 @@ export class Span {
   }
   /** Ends the span and records it (later calls do nothing). */
   end() {
+    if (this.#attrs.size) this.#h.setAttrs([...this.#attrs].flat());
+    this.#attrs.clear();
     this.#h.end(...this.#status);
   }
 }

@@ -64,6 +64,10 @@ test('(a) recorded, flushed and shut down: every item arrives once with fetch', 
       await window.beacon.shutdown();
     });
     assertEveryTypeOnce(intake, 'a');
+    const checkout = intake.itemsOf('a').find((i) => i.event_name === 'checkout');
+    assert.equal(checkout.step, 2, 'a span attribute set again keeps the last value');
+    const steps = intake.state.bodies.join('\n').match(/"step":/g) ?? [];
+    assert.equal(steps.length, 1, 'and is written once');
     assert.ok(intake.state.posts.every((p) => p.key === 'wk-e2e' && p.status === 200));
     assert.ok(intake.state.posts.some((p) => p.contentType === 'application/x-ndjson'));
     assert.deepEqual(errors, []);

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 
 export async function startIntake({ failFirst = 0, writeKey } = {}) {
-  const state = { items: [], posts: [], failed: 0 };
+  const state = { items: [], posts: [], failed: 0, bodies: [] };
   let failLeft = failFirst;
   const server = createServer((req, res) => {
     res.setHeader('access-control-allow-origin', req.headers.origin ?? '*');
@@ -56,6 +56,7 @@ export async function startIntake({ failFirst = 0, writeKey } = {}) {
       }
       post.count = items.length;
       state.items.push(...items);
+      state.bodies.push(body);
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: items.length }));
     });
   });
