@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Operations: `event`, `counter`, `usage`, `span`, `log` (the same calls as
-//! `benches/record.rs`). Without valgrind it prints the wall-clock time per call, which on a
+//! `benches/record.rs`), and `span12`, a span with twelve attributes, one set twice. Without valgrind it prints the wall-clock time per call, which on a
 //! two-core machine depends heavily on what the background thread is doing at the same time.
 
 use std::process::ExitCode;
@@ -62,6 +62,29 @@ fn loop_span(c: &Client, n: u64) {
     }
 }
 
+/// A span with twelve attributes, like an HTTP server's: some set twice, and enough keys that
+/// the filter of keys already set (see `Span::set_attr`) sometimes matches a new one.
+#[inline(never)]
+fn loop_span12(c: &Client, n: u64) {
+    for i in 0..n {
+        let mut s = c.span("GET /orders/{id}");
+        s.set_attr("http.request.method", "GET")
+            .set_attr("http.route", "/orders/{id}")
+            .set_attr("url.path", "/orders/1234")
+            .set_attr("url.scheme", "https")
+            .set_attr("server.address", "api.example.com")
+            .set_attr("server.port", 443)
+            .set_attr("client.address", "203.0.113.7")
+            .set_attr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
+            .set_attr("network.protocol.version", "1.1")
+            .set_attr("http.response.status_code", 200)
+            .set_attr("http.response.body.size", i)
+            .set_attr("enduser.id", "u-42")
+            .set_attr("http.response.status_code", 404);
+        s.end();
+    }
+}
+
 #[inline(never)]
 fn loop_log(c: &Client, n: u64) {
     for i in 0..n {
@@ -81,9 +104,10 @@ fn main() -> ExitCode {
         "counter" => loop_counter,
         "usage" => loop_usage,
         "span" => loop_span,
+        "span12" => loop_span12,
         "log" => loop_log,
         _ => {
-            eprintln!("usage: record_probe <event|counter|usage|span|log> [calls]");
+            eprintln!("usage: record_probe <event|counter|usage|span|span12|log> [calls]");
             return ExitCode::FAILURE;
         }
     };

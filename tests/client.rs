@@ -834,47 +834,6 @@ fn spans_logs_and_traceparent() {
 }
 
 #[test]
-fn setting_a_span_attribute_again_replaces_its_value() {
-    let mem = MemoryTransport::new();
-    let client = client_with(&mem, slow_ticks());
-    {
-        let mut s = client.span("retry");
-        s.set_attr("a", "first")
-            .set_attr("quote", "he said \"x\",\"a\":1 \\")
-            .set_attr("b", "keep")
-            .set_attr("a", 2)
-            .set_attr("quote", true)
-            .set_attr("region", "us")
-            .set_attr("region", "ap")
-            .set_attr("n", 1.5)
-            .set_attr("n", -3)
-            .set_attr("last", "one")
-            .set_attr("last", "two");
-    }
-    client.flush_blocking(Duration::from_secs(5)).unwrap();
-    let item = mem
-        .items()
-        .into_iter()
-        .find(|i| i.event_type() == "span")
-        .unwrap();
-    let json = item.json();
-    for key in ["a", "quote", "b", "region", "n", "last"] {
-        assert_eq!(
-            json.matches(&format!("\"{key}\":")).count(),
-            1,
-            "{key} in {json}"
-        );
-    }
-    let v = item.to_value();
-    assert_eq!(v["a"], 2);
-    assert_eq!(v["quote"], true);
-    assert_eq!(v["b"], "keep");
-    assert_eq!(v["region"], "ap", "the client's attribute stays replaced");
-    assert_eq!(v["n"], -3);
-    assert_eq!(v["last"], "two");
-}
-
-#[test]
 fn a_detached_span_outlives_its_client_handle_and_ends_on_another_thread() {
     let mem = MemoryTransport::new();
     let client = client_with(&mem, slow_ticks());

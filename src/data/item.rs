@@ -345,41 +345,6 @@ impl ItemWriter {
         push3(&mut self.item.json, b"", fragment, b"");
     }
 
-    /// Removes the attribute `key` written earlier (the first `,"key":value`), if there is
-    /// one, so it can be written again with a new value. Only for attributes written after
-    /// the header, whose keys cannot be the header's: quotes inside strings are escaped, so
-    /// `,"key":` is found only where the key itself was written.
-    pub(crate) fn remove_attr(&mut self, key: &str) {
-        let len = self.item.json.len();
-        // The pattern, `,"key":` as `key` writes it, goes after the item for the search.
-        self.key(key);
-        // SAFETY: bytes are only taken away: the pattern, then a whole `,"key":value` (ASCII
-        // punctuation around a whole key and value), so what stays is UTF-8.
-        let v = unsafe { self.item.json.as_mut_vec() };
-        let (json, pattern) = v.split_at(len);
-        let found = (0..len).find(|&i| json[i..].starts_with(pattern));
-        let at = found.map_or(0, |start| start + pattern.len());
-        v.truncate(len);
-        let Some(start) = found else {
-            return;
-        };
-        // The value is a scalar: a string (to its closing quote) or up to the next comma.
-        let end = if v.get(at) == Some(&b'"') {
-            let mut i = at + 1;
-            while i < len && v[i] != b'"' {
-                i += if v[i] == b'\\' { 2 } else { 1 };
-            }
-            (i + 1).min(len)
-        } else {
-            v[at..]
-                .iter()
-                .position(|&b| b == b',')
-                .map_or(len, |p| at + p)
-        };
-        v.copy_within(end.., start);
-        v.truncate(len - (end - start));
-    }
-
     /// Closes the object.
     pub(crate) fn finish(mut self) -> Item {
         self.item.json.push('}');
